@@ -1,0 +1,1 @@
+"""Triton kernels of fused_sched (installed as ``fused_sched.kernels``); only @triton.jit code."""

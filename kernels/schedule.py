@@ -1,0 +1,117 @@
+"""The phase table's Triton evaluator: a device function the update kernels inline.
+
+The encoding and the reference arithmetic live in ``fused_sched.table``; this file repeats the
+same arithmetic in float64 on the device, so the three evaluators agree to rounding.
+"""
+
+import math
+
+import triton
+import triton.language as tl
+
+from fused_sched import table as _table
+
+_COLUMNS = tl.constexpr(_table.COLUMNS)
+_BEGIN = tl.constexpr(_table.BEGIN)
+_ORIGIN = tl.constexpr(_table.ORIGIN)
+_SPAN = tl.constexpr(_table.SPAN)
+_A = tl.constexpr(_table.A)
+_B = tl.constexpr(_table.B)
+_SHAPE = tl.constexpr(_table.SHAPE)
+_P = tl.constexpr(_table.P)
+_M = tl.constexpr(_table.M)
+_PI = tl.constexpr(math.pi)
+
+
+@triton.jit
+def _pow(x, y):
+    # x >= 0 here; exp(y * log(x)) alone would turn 0 ** 0 into NaN.
+    safe = tl.where(x > 0, x, 1.0)
+    return tl.where(x > 0, tl.exp(y * tl.log(safe)), tl.where(y == 0, 1.0, 0.0))
+
+
+@triton.jit
+def _half_cos(u):
+    return (1.0 + tl.cos(tl.full((), _PI, tl.float64) * u)) * 0.5
+
+
+@triton.jit
+def _cycle(n, first, mult, geometric):
+    # Start and length of restart cycle n; mult is 2 where the cycles do not grow.
+    growth = _pow(mult, tl.where(geometric, n, 0.0))
+    start = tl.where(geometric, first * (growth - 1.0) / (mult - 1.0), n * first)
+    length = tl.where(geometric, first * growth, first)
+    return start, length
+
+
+@triton.jit
+def _cycle_fraction(t, first, mult, land_on_b):
+    # Closed form of the restart position, so a resumed or replayed step needs no history.
+    geometric = mult != 1.0
+    mult = tl.where(geometric, mult, 2.0)
+    n_geo = tl.floor(tl.log(1.0 + t * (mult - 1.0) / first) / tl.log(mult))
+    n = tl.where(geometric, n_geo, tl.floor(t / first))
+    start, length = _cycle(n, first, mult, geometric)
+
+    # log() may land one cycle off at a boundary; one correction each way is enough.
+    n = tl.where(t - start >= length, n + 1.0, tl.where(t < start, n - 1.0, n))
+    start, length = _cycle(n, first, mult, geometric)
+    divisor = tl.where(land_on_b > 0, tl.maximum(length - 1.0, 1.0), length)
+    return tl.minimum((t - start) / divisor, 1.0)
+
+
+@triton.jit
+def schedule_lr(
+    table_ptr,
+    step,
+    ROWS: tl.constexpr,
+):
+    """The lr (float64 scalar) of update index ``step`` (an integer scalar) from a phase table.
+
+    ``table_ptr`` points at a float64 ``(ROWS, COLUMNS)`` table laid out as in
+    ``fused_sched.table``; padding rows have BEGIN = +inf.
+    """
+    k = step.to(tl.float64)
+
+    # Active row: the last whose BEGIN <= k (rows are sorted), else the first.
+    begins = tl.load(table_ptr + tl.arange(0, ROWS) * _COLUMNS + _BEGIN)
+    index = tl.maximum(tl.sum((begins <= k).to(tl.int32), axis=0) - 1, 0)
+    row_ptr = table_ptr + index * _COLUMNS
+    origin = tl.load(row_ptr + _ORIGIN)
+    span = tl.load(row_ptr + _SPAN)
+    a = tl.load(row_ptr + _A)
+    b = tl.load(row_ptr + _B)
+    shape = tl.load(row_ptr + _SHAPE)
+    p = tl.load(row_ptr + _P)
+    m = tl.load(row_ptr + _M)
+
+    # Every shape from the same q (clamped: rows hold their end value), then select one.
+    t = k - origin
+    t0 = tl.maximum(t, 0.0)
+    q = tl.minimum(tl.maximum(t / span, 0.0), 1.0)
+    poly = b + (a - b) * _pow(1.0 - q, p)
+    cosine = b + (a - b) * _half_cos(p * q)
+    root = b + (a - b) * (1.0 - _pow(q, p))
+    geometric = _pow(tl.abs(a), 1.0 - q) * _pow(tl.abs(b), q)
+    inv_sqrt = a * tl.sqrt(tl.abs(p) / tl.maximum(tl.abs(p) + t0, 1e-300))
+    restarts = b + (a - b) * _half_cos(_cycle_fraction(t0, span, m, p))
+
+    lr = tl.where(shape == 5.0, inv_sqrt, restarts)
+    lr = tl.where(shape == 4.0, geometric, lr)
+    lr = tl.where(shape == 3.0, root, lr)
+    lr = tl.where(shape == 2.0, cosine, lr)
+    lr = tl.where(shape == 1.0, poly, lr)
+    return tl.where(shape == 0.0, a, lr)
+
+
+@triton.jit
+def schedule_lr_kernel(
+    table_ptr,
+    steps_ptr,
+    out_ptr,
+    ROWS: tl.constexpr,
+):
+    """Evaluate a phase table at one int64 step per program (for tests and plots)."""
+    pid = tl.program_id(0)
+    step = tl.load(steps_ptr + pid)
+    tl.store(out_ptr + pid, schedule_lr(table_ptr, step, ROWS))
