@@ -4,6 +4,7 @@ The schedule is data (a phase table) read by the update itself from a device ste
 a whole training step, schedule included, can be captured in a CUDA graph.
 """
 
+from fused_sched.optimizer import FusedScheduledAdamW
 from fused_sched.schedules import (
     Constant,
     CosineRestarts,
@@ -24,6 +25,7 @@ __all__ = [
     "Constant",
     "CosineRestarts",
     "ExponentialRamp",
+    "FusedScheduledAdamW",
     "InverseSqrt",
     "OneCycle",
     "PhaseSchedule",

@@ -184,20 +184,25 @@ def evaluate(table: torch.Tensor, step: torch.Tensor | int) -> torch.Tensor:
     """The lr at update index ``step`` from a phase table, in torch ops.
 
     Args:
-        table: float64 ``(rows, COLUMNS)`` phase table, from ``Schedule.table()``.
-        step: the update index k (int, or an integer tensor of any shape on the table's
-            device; update k is the k-th call of ``step()``, k = 0 means before any).
+        table: float64 ``(..., rows, COLUMNS)`` phase table(s), from ``Schedule.table()``
+            (stack several to evaluate several schedules at once).
+        step: the update index k (int, or an integer tensor on the table's device; update k
+            is the k-th call of ``step()``, k = 0 means before any), broadcastable against the
+            table's leading dimensions.
 
     Returns:
-        A float64 tensor of ``step``'s shape (0-dim for a scalar) on the table's device. No
-        host synchronisation, no data-dependent control flow: safe inside CUDA-graph capture
-        and ``torch.compile(fullgraph=True)``.
+        float64, of the broadcast shape of ``step`` and the table's leading dimensions (0-dim
+        for one table and a scalar step), on the table's device. No host synchronisation, no
+        data-dependent control flow: safe in CUDA-graph capture and
+        ``torch.compile(fullgraph=True)``.
     """
-    k = torch.as_tensor(step, device=table.device).to(torch.float64).unsqueeze(-1)
+    k = torch.as_tensor(step, device=table.device).to(torch.float64)
+    batch = torch.broadcast_shapes(table.shape[:-2], k.shape)
+    table = table.expand(*batch, *table.shape[-2:])
+    k = k.expand(batch)
     # Active row: the last whose BEGIN <= k (rows sorted, padding at +inf), else the first.
-    index = ((table[:, BEGIN] <= k).sum(-1) - 1).clamp(min=0)
-    row = table[index]
-    k = k.squeeze(-1)
+    index = ((table[..., BEGIN] <= k.unsqueeze(-1)).sum(-1) - 1).clamp(min=0)
+    row = table.gather(-2, index[..., None, None].expand(*batch, 1, COLUMNS)).squeeze(-2)
     origin, span, a, b = row[..., ORIGIN], row[..., SPAN], row[..., A], row[..., B]
     shape, p, m = row[..., SHAPE], row[..., P], row[..., M]
 

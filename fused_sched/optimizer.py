@@ -1,0 +1,307 @@
+"""FusedScheduledAdamW: torch.optim.AdamW with its lr schedule evaluated on the device."""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+
+import torch
+from torch.optim import Optimizer
+
+from fused_sched.functional import BACKENDS, scheduled_adamw
+from fused_sched.schedules import Schedule
+from fused_sched.table import rows_for
+
+__all__ = ["FusedScheduledAdamW"]
+
+log = logging.getLogger(__name__)
+
+# Keys torch.optim.AdamW keeps in a param group; written on save so that torch can load ours.
+_TORCH_GROUP_KEYS = {
+    "amsgrad": False,
+    "maximize": False,
+    "foreach": None,
+    "capturable": False,
+    "differentiable": False,
+    "fused": None,
+    "decoupled_weight_decay": True,
+}
+COUNTER_KEY = "schedule_counter"
+
+
+def _check_hparams(betas, eps, weight_decay) -> None:
+    ok = isinstance(betas, tuple | list) and len(betas) == 2
+    if not ok or not all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"betas={betas!r} must be two numbers in [0, 1)")
+    if not (isinstance(eps, numbers.Real) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps={eps!r} must be a finite number > 0")
+    if not (isinstance(weight_decay, numbers.Real) and math.isfinite(weight_decay)):
+        raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
+
+
+def _resolve_backend(backend: str, device: torch.device) -> str:
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} must be 'auto' or one of {sorted(BACKENDS)}")
+        return backend
+    chosen = "torch"
+    if device.type == "cuda":
+        try:
+            import triton  # noqa: F401
+
+            chosen = "triton"
+        except ImportError:
+            log.debug("triton does not import; falling back to the torch backend")
+    log.debug("backend 'auto' chose %r for parameters on %s", chosen, device)
+    return chosen
+
+
+class FusedScheduledAdamW(Optimizer):
+    """AdamW (Loshchilov & Hutter, 2019) whose learning rate comes from a schedule evaluated on
+    the device from a step counter that lives on the device.
+
+    The k-th call of :meth:`step` applies update k (k = 1, 2, ...) with ``schedule.lr_at(k)``,
+    using torch.optim.AdamW's math::
+
+        p <- p * (1 - lr_k * wd);  m <- lerp(m, g, 1 - beta1);  v <- beta2 v + (1 - beta2) g^2
+        p <- p - lr_k / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    where t is the parameter's own update count. ``step()`` never reads a device value on the
+    host and never writes a Python float into ``param_groups``, so a training step, schedule
+    included, can be captured in a CUDA graph and replayed.
+
+    Args:
+        params: parameters or param-group dicts; a group may carry its own ``schedule``,
+            ``betas``, ``eps`` and ``weight_decay``. All parameters on one device, real
+            floating point, dense gradients.
+        schedule: a :class:`fused_sched.Schedule` (the default for groups without their own).
+        betas, eps, weight_decay: as torch.optim.AdamW (weight decay scales with the scheduled
+            lr: a scheduled lr of 0 means no decay either).
+        backend: ``"triton"`` (one multi-tensor kernel per dtype combination; CUDA, or the
+            Triton interpreter on a CPU), ``"torch"`` (torch's fused or foreach AdamW fed a
+            tensor lr), ``"reference"`` (plain float64 torch ops, the oracle), or ``"auto"``:
+            triton for CUDA parameters when Triton imports, torch otherwise.
+
+    Attributes:
+        counter: int64 0-dim tensor on the parameters' device, the updates applied so far.
+        ``param_groups[g]["lr"]``: a live float64 0-dim tensor on the device holding the lr
+        of the last applied update (``lr_at(0)`` before any); reading it is the reader's sync.
+        To change a group's schedule assign ``param_groups[g]["schedule"]``; writing a number
+        into ``"lr"`` is an error.
+
+    Example::
+
+        opt = FusedScheduledAdamW(model.parameters(), OneCycle(3e-3, total_steps=1000,
+                                  warmup_steps=300), weight_decay=0.01)
+        for x, y in loader:
+            loss_fn(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+    """
+
+    def __init__(
+        self,
+        params,
+        schedule: Schedule,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        backend: str = "auto",
+    ):
+        if not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule={schedule!r} must be a fused_sched.Schedule")
+        _check_hparams(betas, eps, weight_decay)
+        self._ready = False
+        defaults = {
+            "schedule": schedule,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+        }
+        super().__init__(params, defaults)
+        self.device = self._common_device()
+        self.backend = _resolve_backend(backend, self.device)
+        self.counter = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.workspace: dict = {}
+        self._ready = True
+        self._rebuild_groups()
+
+    # --- param groups ---------------------------------------------------------------------
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        try:
+            self._check_group(self.param_groups[-1])
+        except ValueError:
+            self.param_groups.pop()  # a rejected group leaves the optimizer as it was
+            raise
+        if self._ready:
+            self._rebuild_groups()
+
+    def _check_group(self, group: dict) -> None:
+        for p in group["params"]:
+            self._check_param(p)
+        devices = {p.device for p in group["params"]}
+        if len(devices) > 1:
+            raise ValueError(f"a param group mixes devices {sorted(map(str, devices))}; "
+                             "put each device's parameters in their own optimizer")  # fmt: skip
+        if self._ready and devices and devices != {self.device}:
+            raise ValueError(f"new param group on {devices.pop()} is not on {self.device}")
+        if not isinstance(group["schedule"], Schedule):
+            raise ValueError(f"param group schedule={group['schedule']!r} must be a Schedule")
+        _check_hparams(group["betas"], group["eps"], group["weight_decay"])
+        group["betas"] = tuple(group["betas"])
+
+    @staticmethod
+    def _check_param(p: torch.Tensor) -> None:
+        if p.is_complex():
+            raise ValueError("complex parameters are not supported; view them as real pairs")
+        if not p.is_floating_point():
+            raise ValueError(f"parameters must be floating point, got {p.dtype}")
+
+    def _common_device(self) -> torch.device:
+        devices = {p.device for group in self.param_groups for p in group["params"]}
+        if len(devices) != 1:
+            raise ValueError(f"parameters must share one device, got {sorted(map(str, devices))}")
+        return devices.pop()
+
+    def _rebuild_groups(self) -> None:
+        """Tables, hyperparameters and the live lr tensors, rebuilt when groups change."""
+        schedules = [group["schedule"] for group in self.param_groups]
+        rows = max(rows_for(len(s.phases())) for s in schedules)
+        self._tables = torch.stack([s.table(rows=rows) for s in schedules]).to(self.device)
+        self._schedules = schedules
+        self._hparams = self._read_hparams()
+        old = getattr(self, "_lrs", None)
+        self._lrs = torch.tensor(
+            [s.lr_at(0) for s in schedules], dtype=torch.float64, device=self.device
+        )
+        if old is not None and old.numel() <= self._lrs.numel():
+            self._lrs[: old.numel()].copy_(old)  # keep the last applied lr of existing groups
+        self._lr_views = [self._lrs[g] for g in range(len(schedules))]
+        for group, view in zip(self.param_groups, self._lr_views, strict=True):
+            group["lr"] = view
+
+    def _read_hparams(self) -> list[tuple[float, float, float, float]]:
+        return [(*g["betas"], g["eps"], g["weight_decay"]) for g in self.param_groups]
+
+    def _sync_groups(self) -> None:
+        """Notice, on the host alone, what the user changed in param_groups since last step."""
+        for g, group in enumerate(self.param_groups):
+            if group["lr"] is not self._lr_views[g]:
+                raise ValueError(
+                    f"param_groups[{g}]['lr'] was replaced by {group['lr']!r}; the lr comes "
+                    "from the schedule: assign param_groups[g]['schedule'] instead"
+                )
+        if any(
+            g["schedule"] is not s for g, s in zip(self.param_groups, self._schedules, strict=True)
+        ):
+            for group in self.param_groups:
+                if not isinstance(group["schedule"], Schedule):
+                    raise ValueError(f"schedule={group['schedule']!r} must be a Schedule")
+            self._rebuild_groups()
+        hparams = self._read_hparams()
+        if hparams != self._hparams:
+            for group in self.param_groups:
+                _check_hparams(group["betas"], group["eps"], group["weight_decay"])
+            self._hparams = hparams
+
+    # --- the update -----------------------------------------------------------------------
+
+    def _gather(self):
+        """Parameters with a gradient, group by group, creating state on first sight."""
+        lists = ([], [], [], [], [], [])
+        params, grads, exp_avgs, exp_avg_sqs, steps, group_index = lists
+        for g, group in enumerate(self.param_groups):
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                if grad.is_sparse:
+                    raise NotImplementedError("sparse gradients are not supported")
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                params.append(p)
+                grads.append(grad)
+                exp_avgs.append(state["exp_avg"])
+                exp_avg_sqs.append(state["exp_avg_sq"])
+                steps.append(state["step"])
+                group_index.append(g)
+        return lists
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Apply update k = counter + 1 to every parameter with a gradient; advance the
+        counter (also when no parameter has a gradient: the schedule follows step() calls)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._sync_groups()
+        params, grads, exp_avgs, exp_avg_sqs, steps, group_index = self._gather()
+        scheduled_adamw(
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            steps,
+            group_index=group_index,
+            tables=self._tables,
+            hparams=self._hparams,
+            counter=self.counter,
+            lrs=self._lrs,
+            backend=self.backend,
+            workspace=self.workspace,
+        )
+        return loss
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """torch.optim.AdamW's layout (loadable by it, and with ``weights_only=True``), plus
+        the schedule counter under ``"schedule_counter"``. Groups store the lr of the last
+        update as a float; schedules are code, not state: the loader brings its own."""
+        saved = super().state_dict()
+        for group in saved["param_groups"]:
+            group.pop("schedule")
+            group["lr"] = float(group["lr"])
+            for key, value in _TORCH_GROUP_KEYS.items():
+                group.setdefault(key, value)
+        saved[COUNTER_KEY] = self.counter.clone()
+        return saved
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load ours or torch.optim.AdamW's. Moments, steps and the counter move to the
+        parameters' device (a checkpoint mapped to the CPU resumes on the GPU). Without a saved
+        counter (torch's checkpoints) the counter is the largest per-parameter step."""
+        for g, group in enumerate(state_dict["param_groups"]):
+            for key in ("amsgrad", "maximize"):
+                if group.get(key):
+                    raise ValueError(f"param_groups[{g}] has {key}=True, which is unsupported")
+        schedules = [group["schedule"] for group in self.param_groups]
+        saved_lrs = [float(g["lr"]) for g in state_dict["param_groups"]]
+        super().load_state_dict(state_dict)
+        for group, schedule in zip(self.param_groups, schedules, strict=True):
+            group["schedule"] = schedule
+            group["betas"] = tuple(group["betas"])
+            for key in _TORCH_GROUP_KEYS:
+                group.pop(key, None)
+        steps = []
+        for state in self.state.values():
+            for key, value in state.items():
+                dtype = torch.float32 if key == "step" else value.dtype
+                state[key] = value.to(device=self.device, dtype=dtype)
+            steps.append(state["step"])
+        counter = state_dict.get(COUNTER_KEY)
+        if counter is None:
+            counter = torch.stack(steps).max() if steps else torch.zeros(())
+        self.counter = counter.to(device=self.device, dtype=torch.int64).reshape(())
+        self._rebuild_groups()
+        self._lrs.copy_(torch.tensor(saved_lrs, dtype=torch.float64))
