@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fused_sched.table import Phase, Shape, host_value, to_table
+from fused_sched.table import RESTART_SLACK, Phase, Shape, host_value, to_table
 
 __all__ = [
     "Schedule",
@@ -456,9 +456,12 @@ class CosineRestarts(Schedule):
         if self.cycle_mult == 1:
             u -= (u // self.cycle_steps) * self.cycle_steps
         else:  # cycles grow geometrically, so this walk is short even at huge k
-            while u >= length:
+            # A start within RESTART_SLACK * (k - W) after k counts as reached (rounding).
+            slack = RESTART_SLACK * u
+            while u >= length - slack:
                 u -= length
                 length *= self.cycle_mult
+            u = max(u, 0.0)
         divisor = max(1.0, length - 1.0) if self.land_on_min else length
         return cos(self.max_lr, self.min_lr, min(u / divisor, 1.0))
 

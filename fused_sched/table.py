@@ -34,6 +34,7 @@ import torch
 COLUMNS = 8
 BEGIN, ORIGIN, SPAN, A, B, SHAPE, P, M = range(COLUMNS)
 MIN_ROWS = 8
+RESTART_SLACK = 1e-12
 
 
 class Shape(IntEnum):
@@ -49,7 +50,10 @@ class Shape(IntEnum):
               before (M >= 1); within a cycle of length L at position u,
               ``B + (A - B) * (1 + cos(pi * min(u / D, 1))) / 2`` with D = L when P = 0
               (the cycle ends one step short of B, as torch does) and D = max(L - 1, 1)
-              when P = 1 (the last step of each cycle lands on B).
+              when P = 1 (the last step of each cycle lands on B). Cycle starts are computed
+              in floating point; one within ``RESTART_SLACK * t`` after t counts as reached at
+              t (when M != 1), so every evaluator restarts on the same update even where the
+              rounding of M (e.g. 1.2) moves a whole-number start by an ulp.
     """
 
     CONSTANT = 0
@@ -120,13 +124,15 @@ def _cycle_fraction(t: float, first: float, mult: float, land_on_b: float) -> fl
     else:
         n = math.floor(math.log1p(t * (mult - 1.0) / first) / math.log(mult))
     start, length = _cycle(n, first, mult)
-    # log() may land one cycle off at a boundary; one correction each way is enough.
-    if t - start >= length:
+    # log() may land one cycle off at a boundary; one correction each way is enough. The slack
+    # makes a start that rounding put an ulp after t count as reached (see Shape.RESTARTS).
+    slack = 0.0 if mult == 1.0 else RESTART_SLACK * t
+    if t - start >= length - slack:
         start, length = _cycle(n + 1, first, mult)
-    elif t < start:
+    elif t < start - slack:
         start, length = _cycle(n - 1, first, mult)
     divisor = max(length - 1.0, 1.0) if land_on_b > 0 else length
-    return min((t - start) / divisor, 1.0)
+    return min(max(t - start, 0.0) / divisor, 1.0)
 
 
 def _cycle(n: int, first: float, mult: float) -> tuple[float, float]:
@@ -242,7 +248,8 @@ def _cycle_fraction_torch(t, first, mult, land_on_b):
         return start, length
 
     start, length = cycle(n)
-    n = torch.where(t - start >= length, n + 1, torch.where(t < start, n - 1, n))
+    slack = torch.where(geometric, RESTART_SLACK * t, 0.0)
+    n = torch.where(t - start >= length - slack, n + 1, torch.where(t < start - slack, n - 1, n))
     start, length = cycle(n)
     divisor = torch.where(land_on_b > 0, (length - 1.0).clamp(min=1.0), length)
-    return ((t - start) / divisor).clamp(max=1.0)
+    return ((t - start).clamp(min=0.0) / divisor).clamp(max=1.0)

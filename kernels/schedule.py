@@ -21,6 +21,7 @@ _SHAPE = tl.constexpr(_table.SHAPE)
 _P = tl.constexpr(_table.P)
 _M = tl.constexpr(_table.M)
 _PI = tl.constexpr(math.pi)
+_RESTART_SLACK = tl.constexpr(_table.RESTART_SLACK)
 
 
 @triton.jit
@@ -53,11 +54,13 @@ def _cycle_fraction(t, first, mult, land_on_b):
     n = tl.where(geometric, n_geo, tl.floor(t / first))
     start, length = _cycle(n, first, mult, geometric)
 
-    # log() may land one cycle off at a boundary; one correction each way is enough.
-    n = tl.where(t - start >= length, n + 1.0, tl.where(t < start, n - 1.0, n))
+    # log() may land one cycle off at a boundary; one correction each way is enough. The slack
+    # makes a start that rounding put an ulp after t count as reached, as on the host.
+    slack = tl.where(geometric, _RESTART_SLACK * t, 0.0)
+    n = tl.where(t - start >= length - slack, n + 1.0, tl.where(t < start - slack, n - 1.0, n))
     start, length = _cycle(n, first, mult, geometric)
     divisor = tl.where(land_on_b > 0, tl.maximum(length - 1.0, 1.0), length)
-    return tl.minimum((t - start) / divisor, 1.0)
+    return tl.minimum(tl.maximum(t - start, 0.0) / divisor, 1.0)
 
 
 @triton.jit
