@@ -47,6 +47,7 @@ def scheduled_adamw(
     hparams: list[HParams],
     counter: Tensor,
     lrs: Tensor,
+    shapes: tuple[int, ...] | None = None,
     backend: str,
     workspace: dict | None = None,
 ) -> None:
@@ -61,6 +62,8 @@ def scheduled_adamw(
         hparams: ``(beta1, beta2, eps, weight_decay)`` of each group.
         counter: int64 0-dim tensor on the device, updates applied so far; advanced by one.
         lrs: float64 ``(groups,)`` on the device; ``lrs[g]`` receives group g's lr of update k.
+        shapes: the phase shapes that occur in ``tables`` (None: any); evaluators may skip
+            the formulas of the others.
         backend: ``"reference"``, ``"torch"`` or ``"triton"``.
         workspace: a dict the caller keeps between calls, where a backend may cache what it
             builds once (the triton backend keeps its pointer tables there).
@@ -79,21 +82,22 @@ def scheduled_adamw(
         hparams=hparams,
         counter=counter,
         lrs=lrs,
+        shapes=shapes,
         workspace={} if workspace is None else workspace,
     )
 
 
-def _write_lrs(tables: Tensor, counter: Tensor, lrs: Tensor) -> None:
+def _write_lrs(tables: Tensor, counter: Tensor, lrs: Tensor, shapes) -> None:
     # Every group's table at the same update index k = counter + 1, in one batch of ops.
-    lrs.copy_(evaluate(tables, counter + 1))
+    lrs.copy_(evaluate(tables, counter + 1, shapes))
 
 
 def adamw_reference(
     params, grads, exp_avgs, exp_avg_sqs, state_steps, *, group_index, tables, hparams, counter,
-    lrs, workspace,
+    lrs, shapes, workspace,
 ) -> None:  # fmt: skip
     """The oracle: one parameter at a time, plain torch ops, all arithmetic in float64."""
-    _write_lrs(tables, counter, lrs)
+    _write_lrs(tables, counter, lrs, shapes)
     for i, param in enumerate(params):
         beta1, beta2, eps, weight_decay = hparams[group_index[i]]
         lr = lrs[group_index[i]]
@@ -118,13 +122,13 @@ def adamw_reference(
 
 def adamw_torch(
     params, grads, exp_avgs, exp_avg_sqs, state_steps, *, group_index, tables, hparams, counter,
-    lrs, workspace,
+    lrs, shapes, workspace,
 ) -> None:  # fmt: skip
     """torch's own AdamW math (fused where torch has it, else foreach) with a tensor lr.
 
     Parameters of one group must be contiguous in the lists (the optimizer gathers them so).
     """
-    _write_lrs(tables, counter, lrs)
+    _write_lrs(tables, counter, lrs, shapes)
     start = 0
     for g, run in itertools.groupby(group_index):
         members = slice(start, start + len(list(run)))

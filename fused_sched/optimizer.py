@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import operator
 
 import torch
 from torch.optim import Optimizer
 
 from fused_sched.functional import BACKENDS, scheduled_adamw
 from fused_sched.schedules import Schedule
-from fused_sched.table import rows_for
+from fused_sched.table import rows_for, shapes_of
 
 __all__ = ["FusedScheduledAdamW"]
 
@@ -175,6 +176,7 @@ class FusedScheduledAdamW(Optimizer):
         rows = max(rows_for(len(s.phases())) for s in schedules)
         self._tables = torch.stack([s.table(rows=rows) for s in schedules]).to(self.device)
         self._schedules = schedules
+        self._shapes = shapes_of(phase for s in schedules for phase in s.phases())
         self._hparams = self._read_hparams()
         old = getattr(self, "_lrs", None)
         self._lrs = torch.tensor(
@@ -185,6 +187,8 @@ class FusedScheduledAdamW(Optimizer):
         self._lr_views = [self._lrs[g] for g in range(len(schedules))]
         for group, view in zip(self.param_groups, self._lr_views, strict=True):
             group["lr"] = view
+        self._flat_params = [p for group in self.param_groups for p in group["params"]]
+        self._gathered = self._gathered_grads = None
 
     def _read_hparams(self) -> list[tuple[float, float, float, float]]:
         return [(*g["betas"], g["eps"], g["weight_decay"]) for g in self.param_groups]
@@ -213,7 +217,16 @@ class FusedScheduledAdamW(Optimizer):
     # --- the update -----------------------------------------------------------------------
 
     def _gather(self):
-        """Parameters with a gradient, group by group, creating state on first sight."""
+        """Parameters with a gradient, group by group, creating state on first sight.
+
+        The lists are reused while every parameter keeps the same gradient tensor (the
+        common case with ``zero_grad(set_to_none=False)``), so a step costs one pass of
+        identity checks rather than six lists and a state lookup per parameter.
+        """
+        grads_now = [p.grad for p in self._flat_params]
+        cached = self._gathered
+        if cached is not None and all(map(operator.is_, grads_now, self._gathered_grads)):
+            return cached
         lists = ([], [], [], [], [], [])
         params, grads, exp_avgs, exp_avg_sqs, steps, group_index = lists
         for g, group in enumerate(self.param_groups):
@@ -234,6 +247,7 @@ class FusedScheduledAdamW(Optimizer):
                 exp_avg_sqs.append(state["exp_avg_sq"])
                 steps.append(state["step"])
                 group_index.append(g)
+        self._gathered, self._gathered_grads = lists, grads_now
         return lists
 
     @torch.no_grad()
@@ -257,6 +271,7 @@ class FusedScheduledAdamW(Optimizer):
             hparams=self._hparams,
             counter=self.counter,
             lrs=self._lrs,
+            shapes=self._shapes,
             backend=self.backend,
             workspace=self.workspace,
         )

@@ -26,6 +26,7 @@ for every count below 2**53.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -155,6 +156,11 @@ def host_value(phases: tuple[Phase, ...], k: float) -> float:
     return phases[phase_index(phases, k)].value(float(k))
 
 
+def shapes_of(phases: Iterable[Phase]) -> tuple[Shape, ...]:
+    """The distinct shapes of some phases, for ``evaluate(..., shapes=...)``."""
+    return tuple(sorted({phase.shape for phase in phases}))
+
+
 def rows_for(n_phases: int) -> int:
     """Rows a table of n phases is padded to: a power of two, at least MIN_ROWS.
 
@@ -186,7 +192,9 @@ def to_table(phases: tuple[Phase, ...], rows: int | None = None, device=None) ->
     return table.to(device) if device is not None else table
 
 
-def evaluate(table: torch.Tensor, step: torch.Tensor | int) -> torch.Tensor:
+def evaluate(
+    table: torch.Tensor, step: torch.Tensor | int, shapes: Iterable[int] | None = None
+) -> torch.Tensor:
     """The lr at update index ``step`` from a phase table, in torch ops.
 
     Args:
@@ -195,6 +203,8 @@ def evaluate(table: torch.Tensor, step: torch.Tensor | int) -> torch.Tensor:
         step: the update index k (int, or an integer tensor on the table's device; update k
             is the k-th call of ``step()``, k = 0 means before any), broadcastable against the
             table's leading dimensions.
+        shapes: the :class:`Shape` ids that occur in the table (``shapes_of(phases)``); only
+            these formulas are computed, which saves time on a CPU. None computes all.
 
     Returns:
         float64, of the broadcast shape of ``step`` and the table's leading dimensions (0-dim
@@ -215,18 +225,19 @@ def evaluate(table: torch.Tensor, step: torch.Tensor | int) -> torch.Tensor:
     t = k - origin
     t0 = t.clamp(min=0.0)
     q = (t / span).clamp(0.0, 1.0)
-    values = [
-        a,
-        b + (a - b) * (1.0 - q) ** p,
-        b + (a - b) * _half_cos(p * q),
-        b + (a - b) * (1.0 - q**p),
-        a.abs() ** (1.0 - q) * b.abs() ** q,
-        a * torch.sqrt(p.abs() / (p.abs() + t0).clamp(min=1e-300)),
-        b + (a - b) * _half_cos(_cycle_fraction_torch(t0, span, m, p)),
-    ]
-    out = values[-1]
-    for shape_id in range(len(values) - 2, -1, -1):
-        out = torch.where(shape == shape_id, values[shape_id], out)
+    formulas = {
+        Shape.CONSTANT: lambda: a,
+        Shape.POLY: lambda: b + (a - b) * (1.0 - q) ** p,
+        Shape.COSINE: lambda: b + (a - b) * _half_cos(p * q),
+        Shape.ROOT: lambda: b + (a - b) * (1.0 - q**p),
+        Shape.EXP: lambda: a.abs() ** (1.0 - q) * b.abs() ** q,
+        Shape.INV_SQRT: lambda: a * torch.sqrt(p.abs() / (p.abs() + t0).clamp(min=1e-300)),
+        Shape.RESTARTS: lambda: b + (a - b) * _half_cos(_cycle_fraction_torch(t0, span, m, p)),
+    }
+    present = sorted(formulas if shapes is None else set(shapes))
+    out = formulas[present[-1]]()
+    for shape_id in reversed(present[:-1]):
+        out = torch.where(shape == shape_id, formulas[shape_id](), out)
     return out
 
 
