@@ -175,7 +175,7 @@ def test_step_never_reads_a_tensor_value_on_the_host(backend):
         {"params": [params[1]], "weight_decay": 0.0},
     ]
     opt = FusedScheduledAdamW(groups, WarmupCosine(1e-3, 2, 10), backend=backend)
-    for k in range(3):  # the first step creates state; later ones reuse it
+    for _ in range(3):  # the first step creates state; later ones reuse it
         for p in params:
             p.grad = torch.randn_like(p)
         with NoHostRead():
