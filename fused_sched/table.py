@@ -237,7 +237,7 @@ def evaluate(
     present = sorted(formulas if shapes is None else set(shapes))
     out = formulas[present[-1]]()
     for shape_id in reversed(present[:-1]):
-        out = torch.where(shape == shape_id, formulas[shape_id](), out)
+        out = torch.where(shape == int(shape_id), formulas[shape_id](), out)
     return out
 
 
