@@ -139,7 +139,8 @@ def _cycle_fraction(t: float, first: float, mult: float, land_on_b: float) -> fl
 def _cycle(n: int, first: float, mult: float) -> tuple[float, float]:
     if mult == 1.0:
         return n * first, first
-    return first * (mult**n - 1.0) / (mult - 1.0), first * mult**n
+    # expm1 keeps mult**n - 1 accurate where mult is near 1 and the subtraction would cancel.
+    return first * math.expm1(n * math.log(mult)) / (mult - 1.0), first * mult**n
 
 
 def phase_index(phases: tuple[Phase, ...], k: float) -> int:
@@ -253,8 +254,10 @@ def _cycle_fraction_torch(t, first, mult, land_on_b):
     n = torch.where(geometric, n_geo, torch.floor(t / first))
 
     def cycle(n):
-        growth = safe_mult ** torch.where(geometric, n, 0.0)
-        start = torch.where(geometric, first * (growth - 1.0) / (safe_mult - 1.0), n * first)
+        exponent = torch.where(geometric, n, 0.0)
+        growth = safe_mult**exponent
+        grown = torch.expm1(exponent * torch.log(safe_mult))  # growth - 1, without cancellation
+        start = torch.where(geometric, first * grown / (safe_mult - 1.0), n * first)
         length = torch.where(geometric, first * growth, first)
         return start, length
 

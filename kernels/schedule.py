@@ -37,10 +37,20 @@ def _half_cos(u):
 
 
 @triton.jit
+def _expm1(x):
+    # exp(x) - 1 without the cancellation near x = 0 (Kahan's formula; tl has no expm1).
+    u = tl.exp(x)
+    safe = tl.where(u == 1.0, 2.0, u)
+    return tl.where(u == 1.0, x, (safe - 1.0) * x / tl.log(safe))
+
+
+@triton.jit
 def _cycle(n, first, mult, geometric):
     # Start and length of restart cycle n; mult is 2 where the cycles do not grow.
-    growth = _pow(mult, tl.where(geometric, n, 0.0))
-    start = tl.where(geometric, first * (growth - 1.0) / (mult - 1.0), n * first)
+    exponent = tl.where(geometric, n, 0.0)
+    growth = _pow(mult, exponent)
+    grown = _expm1(exponent * tl.log(mult))  # growth - 1, accurate where mult is near 1
+    start = tl.where(geometric, first * grown / (mult - 1.0), n * first)
     length = tl.where(geometric, first * growth, first)
     return start, length
 
