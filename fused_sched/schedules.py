@@ -495,6 +495,10 @@ class Sequence(Schedule):
     _live: tuple[tuple[Schedule, int, int], ...] = field(init=False, repr=False, compare=False)
 
     def __init__(self, parts: Iterable[tuple[Schedule, int]]):
+        parts = tuple(parts)
+        for i, part in enumerate(parts):
+            if not (isinstance(part, tuple | list) and len(part) == 2):
+                raise ValueError(f"parts[{i}]={part!r} must be a pair (schedule, steps)")
         parts = tuple((schedule, steps) for schedule, steps in parts)
         for i, (schedule, steps) in enumerate(parts):
             if not isinstance(schedule, Schedule):
