@@ -32,8 +32,40 @@ def _pow(x, y):
 
 
 @triton.jit
+def _cospi(u):
+    # cos(pi * u) by exact reduction and two short series: tl.cos on float64 brings libdevice's
+    # reduction for huge arguments, a 40-byte stack frame in every kernel that inlines this.
+    a = tl.abs(u - 2.0 * tl.floor(0.5 * u + 0.5))  # period 2, even: a in [0, 1]
+    sign = tl.where(a > 0.5, -1.0, 1.0)  # cos(pi a) = -cos(pi (1 - a))
+    a = tl.where(a > 0.5, 1.0 - a, a)  # [0, 0.5], exact
+    use_sin = a > 0.25  # cos(pi a) = sin(pi (0.5 - a)), exact argument
+    x = tl.where(use_sin, 0.5 - a, a) * _PI  # [0, pi / 4]
+    x2 = x * x
+    # Taylor series to x**16 and x**17: truncation below 1e-17 on [0, pi / 4].
+    c = tl.full((), 1.0 / 20922789888000.0, tl.float64)  # a bare literal would be fp32
+    c = 1.0 / 87178291200.0 - x2 * c
+    c = 1.0 / 479001600.0 - x2 * c
+    c = 1.0 / 3628800.0 - x2 * c
+    c = 1.0 / 40320.0 - x2 * c
+    c = 1.0 / 720.0 - x2 * c
+    c = 1.0 / 24.0 - x2 * c
+    c = 0.5 - x2 * c
+    c = 1.0 - x2 * c
+    s = tl.full((), 1.0 / 355687428096000.0, tl.float64)
+    s = 1.0 / 1307674368000.0 - x2 * s
+    s = 1.0 / 6227020800.0 - x2 * s
+    s = 1.0 / 39916800.0 - x2 * s
+    s = 1.0 / 362880.0 - x2 * s
+    s = 1.0 / 5040.0 - x2 * s
+    s = 1.0 / 120.0 - x2 * s
+    s = 1.0 / 6.0 - x2 * s
+    s = x * (1.0 - x2 * s)
+    return sign * tl.where(use_sin, s, c)
+
+
+@triton.jit
 def _half_cos(u):
-    return (1.0 + tl.cos(tl.full((), _PI, tl.float64) * u)) * 0.5
+    return (1.0 + _cospi(u)) * 0.5
 
 
 @triton.jit

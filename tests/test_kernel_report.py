@@ -65,14 +65,9 @@ def test_aligned_update_kernels_stream_128_bit_vectors_without_local_memory(rows
         assert (r["load_bits"], r["store_bits"], r["local_bytes"]) == (128, 128, 0), r
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schedule_lr's float64 tl.cos brings libdevice's slow argument reduction, a 40-byte "
-    "stack frame; needs a cos(pi*u) without it in kernels/schedule.py",
-)
-def test_aligned_update_kernels_use_no_stack(rows):
-    for r in update_rows(rows, aligned=True):
-        assert r["stack_bytes"] == 0, r
+def test_update_kernels_use_no_stack(rows):
+    for r in update_rows(rows, aligned=True) + update_rows(rows, aligned=False):
+        assert (r["stack_bytes"], r["local_bytes"]) == (0, 0), r
 
 
 def test_update_kernels_offset_their_blocks_in_64_bits(rows):
