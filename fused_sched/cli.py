@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fused_sched import schedules
+from fused_sched import compat, schedules
 from fused_sched.data import load, split
 from fused_sched.lr_finder import METHODS, LRFindResult, lr_find
 from fused_sched.optimizer import FusedScheduledAdamW
@@ -262,8 +262,8 @@ def _plot(args, extras) -> int:
     peak = int(np.argmax(curve))
     print(f"{schedule!r}")
     print(
-        f"start {curve[min(1, until)]:.6g} (update {min(1, until)}), peak {curve[peak]:.6g} "
-        f"(update {peak}), end {curve[-1]:.6g} (update {until})"
+        f"start {curve[1]:.6g} (update 1), peak {curve[peak]:.6g} (update {peak}), "
+        f"end {curve[-1]:.6g} (update {until})"
     )
     print(f"wrote {out}")
     return 0
@@ -289,11 +289,7 @@ def _registry() -> dict[str, tuple[str, Callable]]:
         cls = getattr(schedules, name)
         if isinstance(cls, type) and issubclass(cls, schedules.Schedule) and cls not in skip:
             found[_key(name)] = (_snake(name), cls)
-    try:
-        from fused_sched import compat
-    except ImportError:
-        return found
-    for name in getattr(compat, "__all__", ()):
+    for name in compat.__all__:
         function = getattr(compat, name)
         if inspect.isfunction(function):
             found[_key(name)] = (name, function)
