@@ -269,6 +269,10 @@ def test_stops_when_smoothed_loss_passes_four_times_its_best(check_every):
                      check_every=check_every)  # fmt: skip
     assert result.diverged
     assert len(result.lrs) == stop + 1  # the first diverged point is kept, for the plot
+    ladder = sweep_schedule(1e-7, 10.0, 100)  # lr_find's defaults; stopped short of end_lr
+    expected = [ladder.lr_at(k) for k in range(1, stop + 2)]
+    np.testing.assert_allclose(result.lrs, expected, rtol=1e-15)
+    assert result.lrs[0] == 1e-7 and result.lrs[-1] < 10.0
     np.testing.assert_array_equal(result.raw_losses, raw[: stop + 1])
     assert result.losses[-1] > 4 * result.losses[:-1].min()
     assert (result.losses[:-1] <= 4 * np.minimum.accumulate(result.losses[:-1])).all()
