@@ -4,6 +4,7 @@ The schedule is data (a phase table) read by the update itself from a device ste
 a whole training step, schedule included, can be captured in a CUDA graph.
 """
 
+from fused_sched.lr_finder import LRFindResult, lr_find, suggest_lr
 from fused_sched.optimizer import FusedScheduledAdamW
 from fused_sched.schedules import (
     Constant,
@@ -26,6 +27,7 @@ __all__ = [
     "CosineRestarts",
     "ExponentialRamp",
     "FusedScheduledAdamW",
+    "LRFindResult",
     "InverseSqrt",
     "OneCycle",
     "PhaseSchedule",
@@ -36,4 +38,6 @@ __all__ = [
     "WarmupCosine",
     "WarmupStableDecay",
     "evaluate",
+    "lr_find",
+    "suggest_lr",
 ]
