@@ -324,9 +324,9 @@ def exact_restarts(schedule: CosineRestarts, k: int) -> float:
 @pytest.mark.parametrize("mult", [1.0000001, 1.001, 1.2, 1.5, 2.0, 3.7])
 @pytest.mark.parametrize("land", [False, True])
 def test_restart_position_is_exact_for_cycle_mult_near_one(mult, land):
-    """Cycle starts use expm1, so mult**n - 1 does not cancel when mult is near 1 (it cost 3e-8
-    of the lr at mult 1.0000001). What float64 can give: a start near k = 400 is known to an ulp
-    of 400, 6e-14, a few 1e-14 of a cycle of two or three steps; hence atol 2e-13."""
+    """Cycle starts use expm1, so mult**n - 1 does not cancel when mult is near 1 (it cost 2e-8
+    of the lr, relative, at mult 1.0000001). What float64 can give: a start near k = 400 is known
+    to an ulp of 400, 6e-14, a few 1e-14 of a cycle of two or three steps; hence atol 2e-13."""
     schedule = CosineRestarts(1.0, 2, mult, 0.0, 3, land_on_min=land)
     steps = list(range(0, 400, 3))
     expected = [exact_restarts(schedule, k) for k in steps]
