@@ -10,7 +10,12 @@ float64 (the readable specification), and ``phases()``, its compilation to the p
 
 With ``lin(a, b, q) = a + (b - a) * q`` and ``cos(a, b, q) = b + (a - b) * (1 + cos(pi q)) / 2``
 for q in [0, 1], and every phase dividing by ``max(1, length)`` so that degenerate lengths
-(a warmup of 0 steps, a decay of 0 steps) are well defined:
+(a warmup of 0 steps, a decay of 0 steps) are well defined.
+
+Schedules that warm up to a peak and then decay start the decay at ``P = max(1, W)``: update W
+uses the peak, and with no warmup (W = 0) update 1 already does; the first update is never
+spent at a value the schedule never meant to apply.
+
 
 >>> from fused_sched import WarmupCosine
 >>> s = WarmupCosine(max_lr=1e-3, warmup_steps=4, total_steps=10, min_lr=1e-5)
@@ -84,6 +89,11 @@ def _check_step(step: int) -> int:
     if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 0:
         raise ValueError(f"step={step!r} must be an int >= 0 (update k is the k-th step())")
     return int(step)
+
+
+def _peak(warmup_steps: int) -> int:
+    """The update that uses the peak and starts the decay: W, or 1 without warmup (W = 0)."""
+    return max(1, warmup_steps)
 
 
 def _warmup_phase(start_lr: float, max_lr: float, warmup_steps: int) -> Phase:
@@ -162,7 +172,7 @@ class WarmupCosine(Schedule):
     """Linear warmup over W updates, then a half cosine from max_lr to min_lr ending at T.
 
     ``lin(start_lr, max_lr, k / W)`` for k < W, then
-    ``cos(max_lr, min_lr, min((k - W) / max(1, T - W), 1))`` (Loshchilov & Hutter, SGDR,
+    ``cos(max_lr, min_lr, min((k - P) / max(1, T - P), 1))`` (Loshchilov & Hutter, SGDR,
     without restarts). With T = W the lr drops to min_lr on update W + 1.
     """
 
@@ -184,13 +194,13 @@ class WarmupCosine(Schedule):
         k, w, t = _check_step(step), self.warmup_steps, self.total_steps
         if k < w:
             return lin(self.start_lr, self.max_lr, k / w)
-        return cos(self.max_lr, self.min_lr, _frac(k - w, t - w))
+        return cos(self.max_lr, self.min_lr, _frac(k - _peak(w), t - _peak(w)))
 
     def phases(self) -> tuple[Phase, ...]:
-        w, t = self.warmup_steps, self.total_steps
+        w, t, peak = self.warmup_steps, self.total_steps, _peak(self.warmup_steps)
         return (
             _warmup_phase(self.start_lr, self.max_lr, w),
-            Phase(w, w, max(1, t - w), self.max_lr, self.min_lr, Shape.COSINE),
+            Phase(w, peak, max(1, t - peak), self.max_lr, self.min_lr, Shape.COSINE),
         )
 
 
@@ -201,7 +211,7 @@ class OneCycle(Schedule):
     ``initial = max_lr / div_factor`` and ``minimum = max_lr / final_div_factor`` (note: torch's
     OneCycleLR ends at ``initial / final_div_factor``; ``fused_sched.compat.torch_one_cycle``
     reproduces that). ``lin(initial, max_lr, k / W)`` for k < W, then
-    ``cos(max_lr, minimum, (k - W) / (T_c - W))`` until T_c. Without ``final_drop`` T_c = T.
+    ``cos(max_lr, minimum, (k - P) / (T_c - P))`` until T_c. Without ``final_drop`` T_c = T.
     With ``final_drop=(f, r)`` the cosine ends at ``T_c = T - round(f * T)`` and the last steps
     go ``lin(minimum, minimum * r, (k - T_c) / (T - T_c))``: the "annihilation" phase.
     """
@@ -251,15 +261,16 @@ class OneCycle(Schedule):
         if k < w:
             return lin(self.initial_lr, self.max_lr, k / w)
         if self.final_drop is None or k < tc:
-            return cos(self.max_lr, self.min_lr, _frac(k - w, tc - w))
+            return cos(self.max_lr, self.min_lr, _frac(k - _peak(w), tc - _peak(w)))
         ratio = self.final_drop[1]
         return lin(self.min_lr, self.min_lr * ratio, _frac(k - tc, self.total_steps - tc))
 
     def phases(self) -> tuple[Phase, ...]:
         w, tc, t = self.warmup_steps, self._cosine_end, self.total_steps
+        peak = _peak(w)
         rows = [
             _warmup_phase(self.initial_lr, self.max_lr, w),
-            Phase(w, w, max(1, tc - w), self.max_lr, self.min_lr, Shape.COSINE),
+            Phase(w, peak, max(1, tc - peak), self.max_lr, self.min_lr, Shape.COSINE),
         ]
         if self.final_drop is not None:
             end = self.min_lr * self.final_drop[1]
@@ -362,7 +373,7 @@ class Polynomial(Schedule):
     """Warmup, then polynomial decay to end_lr at T.
 
     ``lin(0, max_lr, k / W)`` for k < W, then
-    ``end_lr + (max_lr - end_lr) * (1 - min((k - W) / max(1, T - W), 1)) ** power``.
+    ``end_lr + (max_lr - end_lr) * (1 - min((k - P) / max(1, T - P), 1)) ** power``.
     """
 
     max_lr: float
@@ -383,14 +394,15 @@ class Polynomial(Schedule):
         k, w = _check_step(step), self.warmup_steps
         if k < w:
             return lin(0.0, self.max_lr, k / w)
-        q = _frac(k - w, self.total_steps - w)
+        q = _frac(k - _peak(w), self.total_steps - _peak(w))
         return self.end_lr + (self.max_lr - self.end_lr) * (1.0 - q) ** self.power
 
     def phases(self) -> tuple[Phase, ...]:
-        w, span = self.warmup_steps, max(1, self.total_steps - self.warmup_steps)
+        w, peak = self.warmup_steps, _peak(self.warmup_steps)
+        span = max(1, self.total_steps - peak)
         return (
             _warmup_phase(0.0, self.max_lr, w),
-            Phase(w, w, span, self.max_lr, self.end_lr, Shape.POLY, p=self.power),
+            Phase(w, peak, span, self.max_lr, self.end_lr, Shape.POLY, p=self.power),
         )
 
 
@@ -452,11 +464,11 @@ class CosineRestarts(Schedule):
         k, w = _check_step(step), self.warmup_steps
         if k < w:
             return lin(0.0, self.max_lr, k / w)
-        u, length = k - w, float(self.cycle_steps)
+        u, length = max(0, k - _peak(w)), float(self.cycle_steps)
         if self.cycle_mult == 1:
             u -= (u // self.cycle_steps) * self.cycle_steps
         else:  # cycles grow geometrically, so this walk is short even at huge k
-            # A start within RESTART_SLACK * (k - W) after k counts as reached (rounding).
+            # A start within RESTART_SLACK * u after u counts as reached (rounding).
             slack = RESTART_SLACK * u
             while u >= length - slack:
                 u -= length
@@ -471,7 +483,7 @@ class CosineRestarts(Schedule):
             _warmup_phase(0.0, self.max_lr, w),
             Phase(
                 w,
-                w,
+                _peak(w),
                 self.cycle_steps,
                 self.max_lr,
                 self.min_lr,

@@ -351,7 +351,7 @@ def test_repr_is_readable_and_round_trips():
 
 def test_sequence_part_j_covers_its_updates_at_its_local_step():
     """Part j covers offset_j < k <= offset_j + steps_j at local step k - offset_j."""
-    parts = [(Warmup(1.0, 4), 2), (Warmup(2.0, 4), 3), (Polynomial(3.0, 10), 2)]
+    parts = [(Warmup(1.0, 4), 2), (Warmup(2.0, 4), 3), (Polynomial(3.0, 11), 2)]
     schedule = Sequence(parts)
     expected = {
         0: 0.0,  # before any update: the first part at step 0
@@ -359,11 +359,11 @@ def test_sequence_part_j_covers_its_updates_at_its_local_step():
         2: 0.5,  # part 0, local 1 and 2
         3: 0.5,  # part 1's own update 1: its warmup's first non-zero lr, 2.0 / 4
         5: 1.5,
-        6: 2.7,  # part 2, local 1: Polynomial(3, 10).lr_at(1)
-        7: 2.4,
-        9: 1.8,  # the last part runs on past its 2 steps
-        12: 0.9,
-        13: 0.6,
+        6: 3.0,  # part 2, local 1: Polynomial(3, 11).lr_at(1), its peak (no warmup)
+        7: 2.7,
+        9: 2.1,  # the last part runs on past its 2 steps
+        12: 1.2,
+        13: 0.9,
         16: 0.0,
         HUGE: 0.0,
     }
@@ -391,9 +391,9 @@ def test_sequence_nested_equals_flat():
 
 
 def test_sequence_nested_inner_last_part_runs_on_until_the_outer_hands_over():
-    inner = Sequence([(Constant(1.0), 2), (Polynomial(1.0, 4), 1)])
+    inner = Sequence([(Constant(1.0), 2), (Polynomial(1.0, 5), 1)])
     schedule = Sequence([(inner, 5), (Constant(9.0), 2)])
-    assert [schedule.lr_at(k) for k in range(9)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 9.0, 9.0, 9.0]
+    assert [schedule.lr_at(k) for k in range(9)] == [1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 9.0, 9.0, 9.0]
 
 
 # --- bug-report cases, generalised ----------------------------------------------------------------
@@ -451,21 +451,23 @@ def test_br02_no_warmup_first_update_uses_exactly_max_lr(schedule):
         assert values == [1e-3], name
 
 
-# Schedules that decay from the peak: DESIGN.md puts the decay's q = 0 at k = W, so with W = 0
-# the peak is the value before any update (k = 0) and update 1 is one step into the decay.
-W0_DECAY_FROM_STEP_ZERO = [
-    (WarmupCosine(1e-3, 0, 10, min_lr=1e-5), cos(1e-3, 1e-5, 0.1)),
-    (OneCycle(0.01, 100, 0), cos(0.01, 1e-6, 0.01)),
-    (Polynomial(1e-3, 10, 0, power=2.0), 1e-3 * 0.81),
-    (CosineRestarts(1e-3, 10), cos(1e-3, 0.0, 0.1)),
+# Schedules that decay from the peak start the decay at P = max(1, W): with W = 0 the peak is
+# both the value before any update and update 1's, and the decay reaches its end at T.
+W0_DECAY_FROM_UPDATE_ONE = [
+    (WarmupCosine(1e-3, 0, 10, min_lr=1e-5), cos(1e-3, 1e-5, 1 / 9), 1e-5),
+    (OneCycle(0.01, 100, 0), cos(0.01, 1e-6, 1 / 99), cos(0.01, 1e-6, 9 / 99)),
+    (Polynomial(1e-3, 10, 0, power=2.0), 1e-3 * (1 - 1 / 9) ** 2, 0.0),
+    (CosineRestarts(1e-3, 10), cos(1e-3, 0.0, 0.1), cos(1e-3, 0.0, 0.9)),
 ]
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("schedule, update_one", W0_DECAY_FROM_STEP_ZERO, ids=lambda v: str(v)[:30])
-def test_br02_no_warmup_decay_starts_at_max_before_update_one(schedule, update_one):
+@pytest.mark.parametrize(
+    "schedule, update_two, update_ten", W0_DECAY_FROM_UPDATE_ONE, ids=lambda v: str(v)[:30]
+)
+def test_br02_no_warmup_decay_starts_at_max_on_update_one(schedule, update_two, update_ten):
     top = schedule.max_lr
-    assert_every_evaluator(schedule, [0, 1], [top, update_one])
+    assert_every_evaluator(schedule, [0, 1, 2, 10], [top, top, update_two, update_ten])
 
 
 DEGENERATE_W = [
@@ -572,16 +574,18 @@ BR12_LRS += [0.345491502813, 0.206107373854, 0.0954915028125, 0.0244717418524, 0
 
 @pytest.mark.interpreter
 def test_br12_warmup_cosine_holds_min_lr_past_the_end():
-    """BR-12: the closed form at k = 0..10, then min_lr (0) where torch's cosine rises again."""
-    schedule = WarmupCosine(1.0, 0, 10)
-    assert_every_evaluator(schedule, list(range(13)), BR12_LRS + [0.0, 0.0], abs=1e-12)
+    """BR-12: without warmup the decay starts at update 1, so update k = 1..11 takes torch's
+    closed form at c = k - 1 (T = 11 updates span T_max = 10), then min_lr (0) where torch's
+    cosine rises again."""
+    schedule = WarmupCosine(1.0, 0, 11)
+    assert_every_evaluator(schedule, list(range(14)), [1.0, *BR12_LRS, 0.0, 0.0], abs=1e-12)
 
 
 def test_br12_closed_form_for_ten_times_the_run_no_recursion():
     """T = 1000: the host and torch evaluators equal the closed form for every k <= 10 T."""
     schedule = WarmupCosine(1.0, 0, 1000, min_lr=1e-3)
     steps = list(range(10 * 1000 + 1))
-    expected = [cos(1.0, 1e-3, min(k / 1000, 1.0)) for k in steps]
+    expected = [cos(1.0, 1e-3, min(max(k - 1, 0) / 999, 1.0)) for k in steps]
     values = torch_evaluate(schedule.table(device=DEVICE), torch.tensor(steps, device=DEVICE))
     for name, got in (
         ("lr_at", [schedule.lr_at(k) for k in steps]),
@@ -594,7 +598,7 @@ def test_br12_closed_form_for_ten_times_the_run_no_recursion():
 def test_br12_closed_form_in_the_kernel_at_any_step():
     schedule = WarmupCosine(1.0, 0, 1000, min_lr=1e-3)
     steps = [0, 1, 2, 499, 500, 993, 999, 1000, 1001, 5000, 10_000]
-    expected = [cos(1.0, 1e-3, min(k / 1000, 1.0)) for k in steps]
+    expected = [cos(1.0, 1e-3, min(max(k - 1, 0) / 999, 1.0)) for k in steps]
     assert_every_evaluator(schedule, steps, expected, abs=1e-15)
 
 
@@ -604,10 +608,11 @@ BR15_LRS += [0.03455124471, 0.02061327784, 0.009552044708, 0.002450295876, 0.1]
 
 @pytest.mark.interpreter
 def test_br15_restarts_default_never_lands_on_min_like_torch():
-    """BR-15: position u = k runs 0..9 in each cycle, so the floor is 0.002450295876."""
+    """BR-15: without warmup cycles start on update 1, so update k takes torch's value at
+    c = k - 1; the position runs 0..9 in each cycle and the floor is 0.002450295876."""
     schedule = CosineRestarts(0.1, 10, min_lr=3.2e-6)
-    assert_every_evaluator(schedule, list(range(11)), BR15_LRS, rel=1e-9)
-    assert_every_evaluator(schedule, [2**40, HUGE], [BR15_LRS[6]] * 2, rel=1e-9)
+    assert_every_evaluator(schedule, list(range(12)), [0.1, *BR15_LRS], rel=1e-9)
+    assert_every_evaluator(schedule, [2**40 + 1, HUGE + 1], [BR15_LRS[6]] * 2, rel=1e-9)
     lrs = [schedule.lr_at(k) for k in range(100)]
     assert min(lrs) == pytest.approx(0.002450295876, rel=1e-9)
 
@@ -620,10 +625,12 @@ def test_br15_land_on_min_lands_exactly_on_min_at_each_cycles_last_update(mult, 
     for _ in range(3):
         starts.append(starts[-1] + length)
         length *= mult
-    # A cycle's last update is the last whole step before the next start (47.5 for 1.5).
-    last_updates = [warmup + math.ceil(s) - 1 for s in starts[1:]]
+    # Cycles start at update max(1, W). A cycle's last update is the last whole step before
+    # the next start (47.5 for 1.5).
+    first = max(1, warmup)
+    last_updates = [first + math.ceil(s) - 1 for s in starts[1:]]
     assert_every_evaluator(schedule, last_updates, [3.2e-6] * 3, rel=1e-12)
-    restarts = [warmup + int(s) for s in starts[1:] if s == int(s)]
+    restarts = [first + int(s) for s in starts[1:] if s == int(s)]
     assert_every_evaluator(schedule, restarts, [0.1] * len(restarts), rel=1e-12)
 
 
