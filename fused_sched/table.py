@@ -213,33 +213,34 @@ def evaluate(
         data-dependent control flow: safe in CUDA-graph capture and
         ``torch.compile(fullgraph=True)``.
     """
-    k = torch.as_tensor(step, device=table.device).to(torch.float64)
-    batch = torch.broadcast_shapes(table.shape[:-2], k.shape)
-    table = table.expand(*batch, *table.shape[-2:])
-    k = k.expand(batch)
-    # Active row: the last whose BEGIN <= k (rows sorted, padding at +inf), else the first.
-    index = ((table[..., BEGIN] <= k.unsqueeze(-1)).sum(-1) - 1).clamp(min=0)
-    row = table.gather(-2, index[..., None, None].expand(*batch, 1, COLUMNS)).squeeze(-2)
-    origin, span, a, b = row[..., ORIGIN], row[..., SPAN], row[..., A], row[..., B]
-    shape, p, m = row[..., SHAPE], row[..., P], row[..., M]
+    k = torch.as_tensor(step, device=table.device).to(torch.float64).unsqueeze(-1)
+    # Every row at k at once (a row is as cheap as a scalar), then keep the active one: the
+    # last whose BEGIN <= k (rows sorted, padding at +inf), else the first.
+    begin, origin, span, a, b, shape, p, m = table.unbind(-1)
+    index = ((begin <= k).sum(-1, keepdim=True) - 1).clamp(min=0)
 
     t = k - origin
-    t0 = t.clamp(min=0.0)
     q = (t / span).clamp(0.0, 1.0)
+    # Each formula is B + (A - B) * w = lerp(B, A, w), exact at w = 0 and w = 1.
     formulas = {
         Shape.CONSTANT: lambda: a,
-        Shape.POLY: lambda: b + (a - b) * (1.0 - q) ** p,
-        Shape.COSINE: lambda: b + (a - b) * _half_cos(p * q),
-        Shape.ROOT: lambda: b + (a - b) * (1.0 - q**p),
+        Shape.POLY: lambda: torch.lerp(b, a, (1.0 - q) ** p),
+        Shape.COSINE: lambda: torch.lerp(b, a, _half_cos(p * q)),
+        Shape.ROOT: lambda: torch.lerp(b, a, 1.0 - q**p),
         Shape.EXP: lambda: a.abs() ** (1.0 - q) * b.abs() ** q,
-        Shape.INV_SQRT: lambda: a * torch.sqrt(p.abs() / (p.abs() + t0).clamp(min=1e-300)),
-        Shape.RESTARTS: lambda: b + (a - b) * _half_cos(_cycle_fraction_torch(t0, span, m, p)),
+        Shape.INV_SQRT: lambda: (
+            a * torch.sqrt(p.abs() / (p.abs() + t.clamp(min=0.0)).clamp(min=1e-300))
+        ),
+        Shape.RESTARTS: lambda: torch.lerp(
+            b, a, _half_cos(_cycle_fraction_torch(t.clamp(min=0.0), span, m, p))
+        ),
     }
     present = sorted(formulas if shapes is None else set(shapes))
-    out = formulas[present[-1]]()
+    rows = formulas[present[-1]]()
     for shape_id in reversed(present[:-1]):
-        out = torch.where(shape == int(shape_id), formulas[shape_id](), out)
-    return out
+        rows = torch.where(shape == int(shape_id), formulas[shape_id](), rows)
+    rows = rows.expand(*index.shape[:-1], rows.shape[-1])
+    return rows.gather(-1, index).squeeze(-1)
 
 
 def _half_cos(u: torch.Tensor) -> torch.Tensor:
