@@ -568,7 +568,7 @@ def _max_lr(text: str):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0], allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     common = _Parser(add_help=False, allow_abbrev=False)
