@@ -116,8 +116,11 @@ _FILE = re.compile(r'^\s*\.file\s+(\d+)\s+"([^"]+)"')
 
 def access_bits(ptx: str, lines: tuple[str, range] | None) -> dict:
     """Widest global load and store in bits, counting only instructions whose ``.loc`` lies in
-    ``lines`` (a source file and its line range), or all when ``lines`` is None."""
-    files = {m.group(1): m.group(2) for m in map(_FILE.match, ptx.splitlines()) if m}
+    ``lines`` (a source file and its line range), or all when ``lines`` is None.
+
+    Files are matched by name only: Triton's cache may return PTX compiled from the same
+    source in another checkout, whose ``.file`` paths name that checkout."""
+    files = {m.group(1): Path(m.group(2)).name for m in map(_FILE.match, ptx.splitlines()) if m}
     widest = {"ld": 0, "st": 0}
     where = None
     for text in ptx.splitlines():
@@ -164,7 +167,7 @@ def compile_spec(index: int, arch: int) -> dict:
     if spec.stream_function is not None:
         stream = _function(spec.stream_function).fn
         body, first = inspect.getsourcelines(stream)
-        lines = (inspect.getsourcefile(stream), range(first, first + len(body)))
+        lines = (Path(inspect.getsourcefile(stream)).name, range(first, first + len(body)))
     block_size = spec.constexprs.get("BLOCK_SIZE")
     return {
         "kernel": spec.kernel,
