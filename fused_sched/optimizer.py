@@ -18,6 +18,11 @@ __all__ = ["FusedScheduledAdamW"]
 
 log = logging.getLogger(__name__)
 
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # torch built without distributed support
+    DTensor = None
+
 # Keys torch.optim.AdamW keeps in a param group; written on save so that torch can load ours.
 _TORCH_GROUP_KEYS = {
     "amsgrad": False,
@@ -41,6 +46,15 @@ def _check_hparams(betas, eps, weight_decay) -> None:
         raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
     if weight_decay < 0:
         raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor's local shard (a view: updating it updates the DTensor), else t itself.
+
+    AdamW is elementwise, so each rank updating its own shard of parameters, gradients and
+    moments (FSDP2's ``fully_shard``, or any DTensor placement) is the whole update.
+    """
+    return t.to_local() if DTensor is not None and isinstance(t, DTensor) else t
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
@@ -241,10 +255,10 @@ class FusedScheduledAdamW(Optimizer):
                     state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                params.append(p)
-                grads.append(grad)
-                exp_avgs.append(state["exp_avg"])
-                exp_avg_sqs.append(state["exp_avg_sq"])
+                params.append(_local(p))
+                grads.append(_local(grad))
+                exp_avgs.append(_local(state["exp_avg"]))
+                exp_avg_sqs.append(_local(state["exp_avg_sq"]))
                 steps.append(state["step"])
                 group_index.append(g)
         self._gathered, self._gathered_grads = lists, grads_now
