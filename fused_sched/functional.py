@@ -129,6 +129,12 @@ def adamw_torch(
     Parameters of one group must be contiguous in the lists (the optimizer gathers them so).
     """
     _write_lrs(tables, counter, lrs, shapes)
+    if lrs.device.type == "cuda":
+        # torch's CUDA fused kernel reads a tensor lr as float32 (its CPU kernel as float64).
+        lrs32 = workspace.get("lrs_float32")
+        if lrs32 is None or lrs32.shape != lrs.shape:
+            lrs32 = workspace["lrs_float32"] = torch.empty_like(lrs, dtype=torch.float32)
+        lrs = lrs32.copy_(lrs)
     start = 0
     for g, run in itertools.groupby(group_index):
         members = slice(start, start + len(list(run)))

@@ -6,6 +6,7 @@ import logging
 import math
 import numbers
 import operator
+import sys
 
 import torch
 from torch.optim import Optimizer
@@ -18,11 +19,6 @@ __all__ = ["FusedScheduledAdamW"]
 
 log = logging.getLogger(__name__)
 
-try:
-    from torch.distributed.tensor import DTensor
-except ImportError:  # torch built without distributed support
-    DTensor = None
-
 # Keys torch.optim.AdamW keeps in a param group; written on save so that torch can load ours.
 _TORCH_GROUP_KEYS = {
     "amsgrad": False,
@@ -34,6 +30,13 @@ _TORCH_GROUP_KEYS = {
     "decoupled_weight_decay": True,
 }
 COUNTER_KEY = "schedule_counter"
+_GROUP_KEYS = {"params", "param_names", "schedule", "betas", "eps", "weight_decay"}
+
+
+def _check_schedule(schedule) -> None:
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule={schedule!r} must be a fused_sched.Schedule, e.g. "
+                         "fused_sched.Constant(1e-3) for a fixed lr")  # fmt: skip
 
 
 def _check_hparams(betas, eps, weight_decay) -> None:
@@ -54,7 +57,9 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     AdamW is elementwise, so each rank updating its own shard of parameters, gradients and
     moments (FSDP2's ``fully_shard``, or any DTensor placement) is the whole update.
     """
-    return t.to_local() if DTensor is not None and isinstance(t, DTensor) else t
+    # No DTensor exists unless its module was imported; importing it here would cost a second.
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    return t.to_local() if dtensor is not None and isinstance(t, dtensor.DTensor) else t
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
@@ -127,8 +132,7 @@ class FusedScheduledAdamW(Optimizer):
         weight_decay: float = 1e-2,
         backend: str = "auto",
     ):
-        if not isinstance(schedule, Schedule):
-            raise ValueError(f"schedule={schedule!r} must be a fused_sched.Schedule")
+        _check_schedule(schedule)
         _check_hparams(betas, eps, weight_decay)
         self._ready = False
         defaults = {
@@ -158,6 +162,15 @@ class FusedScheduledAdamW(Optimizer):
             self._rebuild_groups()
 
     def _check_group(self, group: dict) -> None:
+        unknown = sorted(set(group) - _GROUP_KEYS)
+        if "lr" in unknown:
+            raise ValueError(f"param group lr={group['lr']!r}: the lr comes from the schedule; "
+                             "give the group a 'schedule' instead")  # fmt: skip
+        if unknown:
+            raise ValueError(f"param group keys {unknown} are not supported; a group takes "
+                             f"{sorted(_GROUP_KEYS)}")  # fmt: skip
+        if len({id(p) for p in group["params"]}) != len(group["params"]):
+            raise ValueError("a param group lists a parameter twice; list each once")
         for p in group["params"]:
             self._check_param(p)
         devices = {p.device for p in group["params"]}
@@ -166,8 +179,7 @@ class FusedScheduledAdamW(Optimizer):
                              "put each device's parameters in their own optimizer")  # fmt: skip
         if self._ready and devices and devices != {self.device}:
             raise ValueError(f"new param group on {devices.pop()} is not on {self.device}")
-        if not isinstance(group["schedule"], Schedule):
-            raise ValueError(f"param group schedule={group['schedule']!r} must be a Schedule")
+        _check_schedule(group["schedule"])
         _check_hparams(group["betas"], group["eps"], group["weight_decay"])
         group["betas"] = tuple(group["betas"])
 
@@ -185,20 +197,31 @@ class FusedScheduledAdamW(Optimizer):
         return devices.pop()
 
     def _rebuild_groups(self) -> None:
-        """Tables, hyperparameters and the live lr tensors, rebuilt when groups change."""
+        """Tables, hyperparameters and the live lr tensors, after groups or schedules changed.
+
+        Tensors are updated in place where their shapes allow (a captured CUDA graph and a
+        logger holding a group's ``"lr"`` keep seeing them); a group added, or a schedule
+        needing more table rows, makes new ones.
+        """
         schedules = [group["schedule"] for group in self.param_groups]
         rows = max(rows_for(len(s.phases())) for s in schedules)
-        self._tables = torch.stack([s.table(rows=rows) for s in schedules]).to(self.device)
+        tables = torch.stack([s.table(rows=rows) for s in schedules])
+        if getattr(self, "_tables", None) is not None and self._tables.shape == tables.shape:
+            self._tables.copy_(tables)
+        else:
+            self._tables = tables.to(self.device)
         self._schedules = schedules
         self._shapes = shapes_of(phase for s in schedules for phase in s.phases())
         self._hparams = self._read_hparams()
         old = getattr(self, "_lrs", None)
-        self._lrs = torch.tensor(
-            [s.lr_at(0) for s in schedules], dtype=torch.float64, device=self.device
-        )
-        if old is not None and old.numel() <= self._lrs.numel():
-            self._lrs[: old.numel()].copy_(old)  # keep the last applied lr of existing groups
-        self._lr_views = [self._lrs[g] for g in range(len(schedules))]
+        if old is None or old.numel() != len(schedules):
+            # New groups start at lr_at(0); existing ones keep their last applied lr.
+            self._lrs = torch.tensor(
+                [s.lr_at(0) for s in schedules], dtype=torch.float64, device=self.device
+            )
+            if old is not None and old.numel() < self._lrs.numel():
+                self._lrs[: old.numel()].copy_(old)
+            self._lr_views = [self._lrs[g] for g in range(len(schedules))]
         for group, view in zip(self.param_groups, self._lr_views, strict=True):
             group["lr"] = view
         self._flat_params = [p for group in self.param_groups for p in group["params"]]
@@ -219,8 +242,7 @@ class FusedScheduledAdamW(Optimizer):
             g["schedule"] is not s for g, s in zip(self.param_groups, self._schedules, strict=True)
         ):
             for group in self.param_groups:
-                if not isinstance(group["schedule"], Schedule):
-                    raise ValueError(f"schedule={group['schedule']!r} must be a Schedule")
+                _check_schedule(group["schedule"])
             self._rebuild_groups()
         hparams = self._read_hparams()
         if hparams != self._hparams:
@@ -298,9 +320,11 @@ class FusedScheduledAdamW(Optimizer):
         the schedule counter under ``"schedule_counter"``. Groups store the lr of the last
         update as a float; schedules are code, not state: the loader brings its own."""
         saved = super().state_dict()
+        next_update = int(self.counter.item()) + 1
         for group in saved["param_groups"]:
-            group.pop("schedule")
-            group["lr"] = float(group["lr"])
+            schedule = group.pop("schedule")
+            # torch reads a group's lr as the lr of its next step.
+            group["lr"] = schedule.lr_at(next_update)
             for key, value in _TORCH_GROUP_KEYS.items():
                 group.setdefault(key, value)
         saved[COUNTER_KEY] = self.counter.clone()
@@ -309,28 +333,40 @@ class FusedScheduledAdamW(Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         """Load ours or torch.optim.AdamW's. Moments, steps and the counter move to the
         parameters' device (a checkpoint mapped to the CPU resumes on the GPU). Without a saved
-        counter (torch's checkpoints) the counter is the largest per-parameter step."""
+        counter (torch's checkpoints) the counter is the largest per-parameter step. Schedules
+        are not in a checkpoint: each group keeps its own, and its lr becomes the schedule's
+        at the loaded counter. Nothing changes if the checkpoint is rejected."""
         for g, group in enumerate(state_dict["param_groups"]):
             for key in ("amsgrad", "maximize"):
                 if group.get(key):
                     raise ValueError(f"param_groups[{g}] has {key}=True, which is unsupported")
+            if group.get("decoupled_weight_decay") is False and group.get("weight_decay"):
+                raise ValueError(
+                    f"param_groups[{g}] has weight_decay={group['weight_decay']} with "
+                    "decoupled_weight_decay=False (torch.optim.Adam's L2 penalty), which AdamW "
+                    "cannot continue; load an AdamW checkpoint"
+                )
+            try:
+                _check_hparams(tuple(group["betas"]), group["eps"], group["weight_decay"])
+            except (KeyError, ValueError) as error:
+                raise ValueError(f"param_groups[{g}] of the checkpoint: {error}") from None
         schedules = [group["schedule"] for group in self.param_groups]
-        saved_lrs = [float(g["lr"]) for g in state_dict["param_groups"]]
+        counter = state_dict.get(COUNTER_KEY)
         super().load_state_dict(state_dict)
         for group, schedule in zip(self.param_groups, schedules, strict=True):
             group["schedule"] = schedule
             group["betas"] = tuple(group["betas"])
-            for key in _TORCH_GROUP_KEYS:
-                group.pop(key, None)
+            for key in set(group) - _GROUP_KEYS - {"lr"}:
+                group.pop(key)
         steps = []
         for state in self.state.values():
             for key, value in state.items():
                 dtype = torch.float32 if key == "step" else value.dtype
                 state[key] = value.to(device=self.device, dtype=dtype)
             steps.append(state["step"])
-        counter = state_dict.get(COUNTER_KEY)
         if counter is None:
             counter = torch.stack(steps).max() if steps else torch.zeros(())
-        self.counter = counter.to(device=self.device, dtype=torch.int64).reshape(())
+        self.counter.copy_(counter.reshape(()))
         self._rebuild_groups()
-        self._lrs.copy_(torch.tensor(saved_lrs, dtype=torch.float64))
+        done = int(self.counter.item())
+        self._lrs.copy_(torch.tensor([s.lr_at(done) for s in schedules], dtype=torch.float64))

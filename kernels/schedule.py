@@ -21,6 +21,12 @@ _SHAPE = tl.constexpr(_table.SHAPE)
 _P = tl.constexpr(_table.P)
 _M = tl.constexpr(_table.M)
 _PI = tl.constexpr(math.pi)
+_CONSTANT = tl.constexpr(float(_table.Shape.CONSTANT))
+_POLY = tl.constexpr(float(_table.Shape.POLY))
+_COSINE = tl.constexpr(float(_table.Shape.COSINE))
+_ROOT = tl.constexpr(float(_table.Shape.ROOT))
+_EXP = tl.constexpr(float(_table.Shape.EXP))
+_INV_SQRT = tl.constexpr(float(_table.Shape.INV_SQRT))
 _RESTART_SLACK = tl.constexpr(_table.RESTART_SLACK)
 
 
@@ -130,7 +136,9 @@ def schedule_lr(
     p = tl.load(row_ptr + _P)
     m = tl.load(row_ptr + _M)
 
-    # Every shape from the same q (clamped: rows hold their end value), then select one.
+    # Every shape from the same q (clamped: rows hold their end value), then select one. A
+    # branch per shape would skip the others' float64 work, but its divergent float64 division
+    # makes ptxas add a stack frame; selecting keeps every kernel free of stack and local memory.
     t = k - origin
     t0 = tl.maximum(t, 0.0)
     q = tl.minimum(tl.maximum(t / span, 0.0), 1.0)
@@ -141,12 +149,12 @@ def schedule_lr(
     inv_sqrt = a * tl.sqrt(tl.abs(p) / tl.maximum(tl.abs(p) + t0, 1e-300))
     restarts = b + (a - b) * _half_cos(_cycle_fraction(t0, span, m, p))
 
-    lr = tl.where(shape == 5.0, inv_sqrt, restarts)
-    lr = tl.where(shape == 4.0, geometric, lr)
-    lr = tl.where(shape == 3.0, root, lr)
-    lr = tl.where(shape == 2.0, cosine, lr)
-    lr = tl.where(shape == 1.0, poly, lr)
-    return tl.where(shape == 0.0, a, lr)
+    lr = tl.where(shape == _INV_SQRT, inv_sqrt, restarts)
+    lr = tl.where(shape == _EXP, geometric, lr)
+    lr = tl.where(shape == _ROOT, root, lr)
+    lr = tl.where(shape == _COSINE, cosine, lr)
+    lr = tl.where(shape == _POLY, poly, lr)
+    return tl.where(shape == _CONSTANT, a, lr)
 
 
 @triton.jit
