@@ -62,10 +62,10 @@ def test_graph_replays_equal_eager_steps_and_advance_the_schedule(backend):
         torch.cuda.synchronize()
         assert opt.counter.item() == warmup + replay
         lr = opt.param_groups[0]["lr"].item()
-        assert lr == pytest.approx(schedule.lr_at(warmup + replay), rel=1e-6)
+        assert lr == pytest.approx(schedule.lr_at(warmup + replay), rel=1e-12)
 
     for a, b in zip(model.parameters(), eager_model.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, b)  # the same kernels: equal up to float32 rounding
 
 
 def test_triton_backend_allocates_nothing_after_its_first_step():

@@ -24,19 +24,17 @@ def test_sharded_training_matches_one_process(tmp_path):
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     results = json.loads(out.read_text())
 
-    # The same training in one process, unsharded, with the float64 oracle's backend.
-    model = fsdp_worker.make_model()
-    opt = FusedScheduledAdamW(model.parameters(), OneCycle(1e-2, 20, 5), backend="reference")
-    for x, y in fsdp_worker.batches()[: fsdp_worker.STEPS]:
-        torch.nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
-        opt.zero_grad()
-
     assert set(results) == set(fsdp_worker.BACKENDS)
     for backend, result in results.items():
+        # The same training in one process, unsharded, with the same backend: both ranks see
+        # the same batches, so the averaged gradients are exact and so must be the result.
+        model = fsdp_worker.make_model()
+        opt = FusedScheduledAdamW(model.parameters(), OneCycle(1e-2, 20, 5), backend=backend)
+        for x, y in fsdp_worker.batches()[: fsdp_worker.STEPS]:
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
         assert result["counter"] == fsdp_worker.STEPS, backend
-        assert result["lr"] == pytest.approx(opt.param_groups[0]["lr"].item(), rel=1e-12)
+        assert result["lr"] == opt.param_groups[0]["lr"].item(), backend
         for name, p in model.named_parameters():
-            got = torch.tensor(result["params"][name])
-            # fp32 parameters: a few ulps of the update's rounding, 5 steps.
-            torch.testing.assert_close(got, p.detach(), rtol=1e-5, atol=1e-6, msg=backend)
+            assert torch.equal(torch.tensor(result["params"][name]), p.detach()), (backend, name)

@@ -1,7 +1,6 @@
 """The LR range test: its ladder, suggestions on curves with known answers, divergence stopping,
 and restoring the model and optimizer bit for bit (BR-30)."""
 
-import importlib.util
 import math
 
 import numpy as np
@@ -325,17 +324,7 @@ def test_batches_are_cycled(one_shot):
 
 # --- restoring the model and optimizer (BR-30) ---------------------------------------------------
 
-TRITON_READY = importlib.util.find_spec("fused_sched.triton_backend") is not None
-BR30_BACKENDS = [
-    "torch",
-    pytest.param(
-        "triton",
-        marks=[
-            pytest.mark.interpreter,
-            pytest.mark.skipif(not TRITON_READY, reason="the triton backend has not landed"),
-        ],
-    ),
-]
+BR30_BACKENDS = ["torch", pytest.param("triton", marks=pytest.mark.interpreter)]
 
 
 def bits(tensor):
