@@ -30,11 +30,18 @@ always finite.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 
-from fused_sched.schedules import PhaseSchedule, _check_lr, _check_order, _check_steps
+from fused_sched.schedules import PhaseSchedule
 from fused_sched.table import Phase, Shape
+from fused_sched.validation import (
+    check_bool,
+    check_int,
+    check_lr,
+    check_order,
+    check_real,
+    check_steps,
+)
 
 __all__ = [
     "HF_NAMES",
@@ -70,26 +77,6 @@ def _schedule(name: str, rows: list[Phase]) -> PhaseSchedule:
 
 def _name(func: str, **args) -> str:
     return f"compat.{func}({', '.join(f'{key}={value!r}' for key, value in args.items())})"
-
-
-def _check_real(name, value, lo, hi, lo_open=False) -> float:
-    """A finite real (not a bool) in [lo, hi], or (lo, hi] with ``lo_open``; returns a float."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < lo or value > hi or (lo_open and value == lo):
-        interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
-        raise ValueError(f"{name}={value!r} must be a finite number in {interval}")
-    return float(value)
-
-
-def _check_int(name, value, minimum) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an int >= {minimum}")
-    return int(value)
-
-
-def _check_bool(name, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} must be a bool")
 
 
 # --- torch.optim.lr_scheduler ------------------------------------------------------------------
@@ -131,14 +118,14 @@ def torch_one_cycle(
     >>> [round(s.lr_at(k), 12) for k in (1, 30, 100, 105)]
     [0.0004, 0.01, 4e-08, 4e-08]
     """
-    _check_lr("max_lr", max_lr)
+    check_lr("max_lr", max_lr)
     total = _one_cycle_total(total_steps, epochs, steps_per_epoch)
-    pct = _check_real("pct_start", pct_start, 0.0, 1.0)
+    pct = check_real("pct_start", pct_start, 0.0, 1.0)
     if anneal_strategy not in _ANNEAL:
         raise ValueError(f"anneal_strategy={anneal_strategy!r} must be one of {tuple(_ANNEAL)}")
-    _check_lr("div_factor", div_factor, positive=True)
-    _check_lr("final_div_factor", final_div_factor, positive=True)
-    _check_bool("three_phase", three_phase)
+    check_lr("div_factor", div_factor, positive=True)
+    check_lr("final_div_factor", final_div_factor, positive=True)
+    check_bool("three_phase", three_phase)
 
     initial = max_lr / div_factor
     floor = initial / final_div_factor
@@ -181,9 +168,9 @@ def _one_cycle_total(total_steps, epochs, steps_per_epoch) -> int:
     """T as torch computes it: total_steps when given, else epochs * steps_per_epoch."""
     for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
         if value is not None:
-            _check_int(name, value, 1)
+            check_int(name, value, 1)
     if total_steps is not None:
-        return _check_int("total_steps", total_steps, 1)
+        return check_int("total_steps", total_steps, 1)
     if epochs is None or steps_per_epoch is None:
         raise ValueError(
             f"give total_steps, or epochs and steps_per_epoch; got {total_steps=}, {epochs=}, "
@@ -206,9 +193,9 @@ def torch_cosine_annealing(base_lr: float, T_max: int, eta_min: float = 0.0) -> 
     >>> [round(s.lr_at(k), 12) for k in (1, 6, 11, 12)]
     [1.0, 0.5, 0.0, 0.0]
     """
-    _check_lr("base_lr", base_lr)
-    _check_int("T_max", T_max, 1)
-    _check_lr("eta_min", eta_min)
+    check_lr("base_lr", base_lr)
+    check_int("T_max", T_max, 1)
+    check_lr("eta_min", eta_min)
     rows = [_row(0, 0, float(T_max), base_lr, eta_min, Shape.COSINE)]
     name = _name("torch_cosine_annealing", base_lr=base_lr, T_max=T_max, eta_min=eta_min)
     return _schedule(name, rows)
@@ -233,10 +220,10 @@ def torch_linear(
     >>> [round(s.lr_at(k), 12) for k in (1, 3, 5, 9)]
     [0.025, 0.0375, 0.05, 0.05]
     """
-    _check_lr("base_lr", base_lr)
-    start = _check_real("start_factor", start_factor, 0.0, 1.0, lo_open=True)
-    end = _check_real("end_factor", end_factor, 0.0, 1.0)
-    total = _check_int("total_iters", total_iters, 0)
+    check_lr("base_lr", base_lr)
+    start = check_real("start_factor", start_factor, 0.0, 1.0, lo_open=True)
+    end = check_real("end_factor", end_factor, 0.0, 1.0)
+    total = check_int("total_iters", total_iters, 0)
     if total == 0:
         rows = [_constant(0, base_lr * start)]
     else:
@@ -269,10 +256,10 @@ def torch_cosine_warm_restarts(
     >>> [round(s.lr_at(k), 12) for k in (1, 3, 4, 5)]
     [1.0, 0.5, 0.146446609407, 1.0]
     """
-    _check_lr("base_lr", base_lr)
-    _check_int("T_0", T_0, 1)
-    _check_int("T_mult", T_mult, 1)
-    _check_lr("eta_min", eta_min)
+    check_lr("base_lr", base_lr)
+    check_int("T_0", T_0, 1)
+    check_int("T_mult", T_mult, 1)
+    check_lr("eta_min", eta_min)
     rows = [
         _row(0, 0, float(T_0), base_lr, eta_min, Shape.RESTARTS, p=0.0, m=float(T_mult)),
     ]
@@ -297,13 +284,13 @@ def _hf_linear(peak, w, t):
 
 
 def _hf_cosine(peak, w, t, num_cycles):
-    cycles = _check_real("num_cycles", num_cycles, 0.0, math.inf)
+    cycles = check_real("num_cycles", num_cycles, 0.0, math.inf)
     span = float(max(1, t - w))
     return [*_warmup(w, 0.0, peak), _row(w, w, span, peak, 0.0, Shape.COSINE, p=2.0 * cycles)]
 
 
 def _hf_cosine_with_restarts(peak, w, t, num_cycles):
-    cycles = _check_real("num_cycles", num_cycles, 0.0, math.inf, lo_open=True)
+    cycles = check_real("num_cycles", num_cycles, 0.0, math.inf, lo_open=True)
     length = max(1, t - w)
     restarts = _row(w, w, length / cycles, peak, 0.0, Shape.RESTARTS, p=0.0)
     # transformers returns 0 once progress reaches 1, i.e. from c = w + length on.
@@ -311,10 +298,10 @@ def _hf_cosine_with_restarts(peak, w, t, num_cycles):
 
 
 def _hf_polynomial(peak, w, t, lr_end, power):
-    _check_lr("lr_end", lr_end)
+    check_lr("lr_end", lr_end)
     if not lr_end < peak:
         raise ValueError(f"{lr_end=} must be smaller than max_lr={peak!r} (as transformers asks)")
-    _check_lr("power", power, positive=True)
+    check_lr("power", power, positive=True)
     # Span max(1, t - w): when t = w transformers divides by zero at c = w; compat uses the
     # peak there and lr_end from c = w + 1 on (the fixed behaviour, transformers PR #47285).
     decay = _row(w, w, float(max(1, t - w)), peak, lr_end, Shape.POLY, p=float(power))
@@ -332,7 +319,7 @@ def _hf_constant_with_warmup(peak, w, t):
 def _hf_inverse_sqrt(peak, w, t, timescale):
     if timescale is None:
         timescale = w or 10_000
-    scale = _check_real("timescale", timescale, 0.0, math.inf, lo_open=True)
+    scale = check_real("timescale", timescale, 0.0, math.inf, lo_open=True)
     # transformers: 1 / sqrt((c + timescale - w) / timescale) for c >= w; t = k - ORIGIN = c - w.
     return [*_warmup(w, 0.0, peak), _row(w, w, 1.0, peak, 0.0, Shape.INV_SQRT, p=scale)]
 
@@ -353,16 +340,16 @@ _WSD_DECAYS = {
 def _hf_warmup_stable_decay(
     peak, w, t, num_decay_steps, num_stable_steps, warmup_type, decay_type, min_lr_ratio, num_cycles
 ):
-    d = _check_int("num_decay_steps", num_decay_steps, 0)
+    d = check_int("num_decay_steps", num_decay_steps, 0)
     if num_stable_steps is None:
         if t is None:
             raise ValueError(
                 "hf('warmup_stable_decay') needs num_training_steps or num_stable_steps"
             )
-        _check_order("num_warmup_steps + num_decay_steps", w + d, "num_training_steps", t)
+        check_order("num_warmup_steps + num_decay_steps", w + d, "num_training_steps", t)
         s = t - w - d
     else:
-        s = _check_int("num_stable_steps", num_stable_steps, 0)
+        s = check_int("num_stable_steps", num_stable_steps, 0)
         if t is not None and w + s + d != t:
             warnings.warn(
                 f"num_training_steps={t} differs from num_warmup_steps + num_stable_steps + "
@@ -375,8 +362,8 @@ def _hf_warmup_stable_decay(
     ):
         if kind not in kinds:
             raise ValueError(f"{name}={kind!r} must be one of {tuple(kinds)}")
-    ratio = _check_real("min_lr_ratio", min_lr_ratio, 0.0, 1.0)
-    cycles = _check_real("num_cycles", num_cycles, 0.0, math.inf)
+    ratio = check_real("min_lr_ratio", min_lr_ratio, 0.0, 1.0)
+    cycles = check_real("num_cycles", num_cycles, 0.0, math.inf)
     low = peak * ratio
 
     # Warmup from low to peak: linear, 1 - (1 + cos(pi q)) / 2, or 1 - sqrt(1 - q).
@@ -393,16 +380,16 @@ def _hf_warmup_stable_decay(
 
 
 def _hf_cosine_with_min_lr(peak, w, t, num_cycles, min_lr, min_lr_rate):
-    cycles = _check_real("num_cycles", num_cycles, 0.0, math.inf)
+    cycles = check_real("num_cycles", num_cycles, 0.0, math.inf)
     if (min_lr is None) == (min_lr_rate is None):
         raise ValueError(
             f"give exactly one of min_lr and min_lr_rate, got {min_lr=}, {min_lr_rate=}"
         )
     if min_lr is not None:
-        _check_real("min_lr", min_lr, 0.0, peak)
+        check_real("min_lr", min_lr, 0.0, peak)
         rate = min_lr / peak if peak > 0 else 0.0
     else:
-        rate = _check_real("min_lr_rate", min_lr_rate, 0.0, 1.0)
+        rate = check_real("min_lr_rate", min_lr_rate, 0.0, 1.0)
     span = float(max(1, t - w))
     cosine = _row(w, w, span, peak, peak * rate, Shape.COSINE, p=2.0 * cycles)
     return [*_warmup(w, 0.0, peak), cosine]
@@ -494,15 +481,15 @@ def hf(
         raise ValueError(
             f"hf({name!r}) got unknown keyword arguments {unknown}; valid: {sorted(defaults)}"
         )
-    _check_lr("max_lr", max_lr)
+    check_lr("max_lr", max_lr)
     if num_warmup_steps is not None:
-        _check_steps("num_warmup_steps", num_warmup_steps)
+        check_steps("num_warmup_steps", num_warmup_steps)
     elif name != "constant":
         raise ValueError(f"hf({name!r}) needs num_warmup_steps, got {num_warmup_steps=}")
     if num_training_steps is not None:
-        _check_steps("num_training_steps", num_training_steps)
+        check_steps("num_training_steps", num_training_steps)
         if needs_total:
-            _check_order(
+            check_order(
                 "num_warmup_steps", num_warmup_steps, "num_training_steps", num_training_steps
             )
     elif needs_total:

@@ -28,6 +28,7 @@ import torch
 
 from fused_sched.optimizer import FusedScheduledAdamW
 from fused_sched.schedules import Constant, ExponentialRamp, Schedule, Sequence, Warmup
+from fused_sched.validation import check_int
 
 __all__ = [
     "LRFindResult",
@@ -159,7 +160,7 @@ def suggest_lr(
     """
     if method not in METHODS:
         raise ValueError(f"{method=} must be one of {METHODS}")
-    _check_count("skip_start", skip_start, minimum=0)
+    check_int("skip_start", skip_start, minimum=0)
     _check_factor(diverge_factor)
     lrs, losses = _check_curve(lrs, losses)
     n = _usable_length(losses, diverge_factor)
@@ -254,7 +255,7 @@ def lr_find(
         raise ValueError(f"{method=} must be one of {METHODS}")
     _check_unit("smooth_beta", smooth_beta)
     _check_factor(diverge_factor)
-    _check_count("check_every", check_every)
+    check_int("check_every", check_every)
 
     groups = _sweep_groups(model, optimizer)
     if backend == "auto" and isinstance(optimizer, FusedScheduledAdamW):
@@ -401,14 +402,9 @@ def _check_sweep(start_lr, end_lr, num_steps, mode) -> None:
             raise ValueError(f"{name}={value!r} must be a finite number > 0")
     if start_lr >= end_lr:
         raise ValueError(f"{start_lr=} must be < {end_lr=}")
-    _check_count("num_steps", num_steps, minimum=2)
+    check_int("num_steps", num_steps, minimum=2)
     if mode not in MODES:
         raise ValueError(f"{mode=} must be one of {MODES}")
-
-
-def _check_count(name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an int >= {minimum}")
 
 
 def _check_factor(diverge_factor) -> None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 
 from fused_sched.table import RESTART_SLACK, Phase, Shape, host_value, to_table
+from fused_sched.validation import check_lr, check_order, check_steps
 
 __all__ = [
     "Schedule",
@@ -64,25 +65,6 @@ def cos(a: float, b: float, q: float) -> float:
 def _frac(steps_in: float, length: int) -> float:
     """Progress through a phase, clamped to [0, 1]; a length of 0 counts as 1."""
     return min(max(steps_in / max(1, length), 0.0), 1.0)
-
-
-def _check_lr(name: str, value: float, positive: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name}={value!r} must be a finite number {bound}")
-
-
-def _check_steps(name: str, value: int, positive: bool = False) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} must be an int")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name}={value!r} must be {'>= 1' if positive else '>= 0'}")
-
-
-def _check_order(small: str, small_value: int, big: str, big_value: int) -> None:
-    if small_value > big_value:
-        raise ValueError(f"{small}={small_value} must be <= {big}={big_value}")
 
 
 def _check_step(step: int) -> int:
@@ -127,7 +109,7 @@ class Constant(Schedule):
     lr: float
 
     def __post_init__(self):
-        _check_lr("lr", self.lr)
+        check_lr("lr", self.lr)
 
     def lr_at(self, step: int) -> float:
         _check_step(step)
@@ -149,9 +131,9 @@ class Warmup(Schedule):
     start_lr: float = 0.0
 
     def __post_init__(self):
-        _check_lr("max_lr", self.max_lr)
-        _check_steps("warmup_steps", self.warmup_steps)
-        _check_lr("start_lr", self.start_lr)
+        check_lr("max_lr", self.max_lr)
+        check_steps("warmup_steps", self.warmup_steps)
+        check_lr("start_lr", self.start_lr)
 
     def lr_at(self, step: int) -> float:
         k = _check_step(step)
@@ -183,12 +165,12 @@ class WarmupCosine(Schedule):
     start_lr: float = 0.0
 
     def __post_init__(self):
-        _check_lr("max_lr", self.max_lr)
-        _check_steps("warmup_steps", self.warmup_steps)
-        _check_steps("total_steps", self.total_steps)
-        _check_order("warmup_steps", self.warmup_steps, "total_steps", self.total_steps)
-        _check_lr("min_lr", self.min_lr)
-        _check_lr("start_lr", self.start_lr)
+        check_lr("max_lr", self.max_lr)
+        check_steps("warmup_steps", self.warmup_steps)
+        check_steps("total_steps", self.total_steps)
+        check_order("warmup_steps", self.warmup_steps, "total_steps", self.total_steps)
+        check_lr("min_lr", self.min_lr)
+        check_lr("start_lr", self.start_lr)
 
     def lr_at(self, step: int) -> float:
         k, w, t = _check_step(step), self.warmup_steps, self.total_steps
@@ -224,23 +206,23 @@ class OneCycle(Schedule):
     final_drop: tuple[float, float] | None = None
 
     def __post_init__(self):
-        _check_lr("max_lr", self.max_lr)
-        _check_steps("total_steps", self.total_steps)
-        _check_steps("warmup_steps", self.warmup_steps)
-        _check_order("warmup_steps", self.warmup_steps, "total_steps", self.total_steps)
-        _check_lr("div_factor", self.div_factor, positive=True)
-        _check_lr("final_div_factor", self.final_div_factor, positive=True)
+        check_lr("max_lr", self.max_lr)
+        check_steps("total_steps", self.total_steps)
+        check_steps("warmup_steps", self.warmup_steps)
+        check_order("warmup_steps", self.warmup_steps, "total_steps", self.total_steps)
+        check_lr("div_factor", self.div_factor, positive=True)
+        check_lr("final_div_factor", self.final_div_factor, positive=True)
         if self.final_drop is not None:
             drop = self.final_drop
             if not (isinstance(drop, tuple | list) and len(drop) == 2):
                 raise ValueError(f"final_drop={drop!r} must be a pair (fraction, ratio)")
             fraction, ratio = drop
-            _check_lr("final_drop fraction", fraction)
-            _check_lr("final_drop ratio", ratio)
+            check_lr("final_drop fraction", fraction)
+            check_lr("final_drop ratio", ratio)
             if fraction >= 1:
                 raise ValueError(f"final_drop fraction={fraction!r} must be < 1")
             object.__setattr__(self, "final_drop", (float(fraction), float(ratio)))
-            _check_order("warmup_steps", self.warmup_steps, "cosine end", self._cosine_end)
+            check_order("warmup_steps", self.warmup_steps, "cosine end", self._cosine_end)
 
     @property
     def initial_lr(self) -> float:
@@ -299,13 +281,13 @@ class WarmupStableDecay(Schedule):
     decay: str = "linear"
 
     def __post_init__(self):
-        _check_lr("max_lr", self.max_lr)
-        _check_steps("warmup_steps", self.warmup_steps)
-        _check_steps("decay_steps", self.decay_steps)
-        _check_steps("total_steps", self.total_steps)
+        check_lr("max_lr", self.max_lr)
+        check_steps("warmup_steps", self.warmup_steps)
+        check_steps("decay_steps", self.decay_steps)
+        check_steps("total_steps", self.total_steps)
         used = self.warmup_steps + self.decay_steps
-        _check_order("warmup_steps + decay_steps", used, "total_steps", self.total_steps)
-        _check_lr("min_lr", self.min_lr)
+        check_order("warmup_steps + decay_steps", used, "total_steps", self.total_steps)
+        check_lr("min_lr", self.min_lr)
         if self.decay not in _WSD_DECAYS:
             raise ValueError(f"decay={self.decay!r} must be one of {_WSD_DECAYS}")
 
@@ -350,8 +332,8 @@ class InverseSqrt(Schedule):
     warmup_steps: int
 
     def __post_init__(self):
-        _check_lr("max_lr", self.max_lr)
-        _check_steps("warmup_steps", self.warmup_steps)
+        check_lr("max_lr", self.max_lr)
+        check_steps("warmup_steps", self.warmup_steps)
 
     def lr_at(self, step: int) -> float:
         k, w = _check_step(step), self.warmup_steps
@@ -383,12 +365,12 @@ class Polynomial(Schedule):
     power: float = 1.0
 
     def __post_init__(self):
-        _check_lr("max_lr", self.max_lr)
-        _check_steps("total_steps", self.total_steps)
-        _check_steps("warmup_steps", self.warmup_steps)
-        _check_order("warmup_steps", self.warmup_steps, "total_steps", self.total_steps)
-        _check_lr("end_lr", self.end_lr)
-        _check_lr("power", self.power, positive=True)
+        check_lr("max_lr", self.max_lr)
+        check_steps("total_steps", self.total_steps)
+        check_steps("warmup_steps", self.warmup_steps)
+        check_order("warmup_steps", self.warmup_steps, "total_steps", self.total_steps)
+        check_lr("end_lr", self.end_lr)
+        check_lr("power", self.power, positive=True)
 
     def lr_at(self, step: int) -> float:
         k, w = _check_step(step), self.warmup_steps
@@ -418,9 +400,9 @@ class ExponentialRamp(Schedule):
     steps: int
 
     def __post_init__(self):
-        _check_lr("start_lr", self.start_lr, positive=True)
-        _check_lr("end_lr", self.end_lr, positive=True)
-        _check_steps("steps", self.steps)
+        check_lr("start_lr", self.start_lr, positive=True)
+        check_lr("end_lr", self.end_lr, positive=True)
+        check_steps("steps", self.steps)
 
     def lr_at(self, step: int) -> float:
         q = _frac(_check_step(step), self.steps)
@@ -450,13 +432,13 @@ class CosineRestarts(Schedule):
     land_on_min: bool = False
 
     def __post_init__(self):
-        _check_lr("max_lr", self.max_lr)
-        _check_steps("cycle_steps", self.cycle_steps, positive=True)
-        _check_lr("cycle_mult", self.cycle_mult)
+        check_lr("max_lr", self.max_lr)
+        check_steps("cycle_steps", self.cycle_steps, positive=True)
+        check_lr("cycle_mult", self.cycle_mult)
         if self.cycle_mult < 1:
             raise ValueError(f"cycle_mult={self.cycle_mult!r} must be >= 1")
-        _check_lr("min_lr", self.min_lr)
-        _check_steps("warmup_steps", self.warmup_steps)
+        check_lr("min_lr", self.min_lr)
+        check_steps("warmup_steps", self.warmup_steps)
         if not isinstance(self.land_on_min, bool):
             raise ValueError(f"land_on_min={self.land_on_min!r} must be a bool")
 
@@ -515,7 +497,7 @@ class Sequence(Schedule):
         for i, (schedule, steps) in enumerate(parts):
             if not isinstance(schedule, Schedule):
                 raise ValueError(f"parts[{i}] schedule={schedule!r} is not a Schedule")
-            _check_steps(f"parts[{i}] steps", steps)
+            check_steps(f"parts[{i}] steps", steps)
         live, offset = [], 0
         for schedule, steps in parts:
             if steps > 0:
