@@ -51,6 +51,21 @@ def _check_hparams(betas, eps, weight_decay) -> None:
         raise ValueError(f"weight_decay={weight_decay!r} must be a finite number >= 0")
 
 
+def _check_update(g: int, p: torch.Tensor, grad: torch.Tensor, state: dict) -> None:
+    """Before any update: every tensor of the step fits its parameter (a mismatch would make
+    the fused kernels read out of bounds, or fail half-way with some parameters updated)."""
+    where = f"a parameter of param_groups[{g}] (shape {tuple(p.shape)}, {p.dtype})"
+    if grad.shape != p.shape or grad.dtype != p.dtype or grad.device != p.device:
+        raise ValueError(f"{where} has a gradient of shape {tuple(grad.shape)}, {grad.dtype} on "
+                         f"{grad.device}; it must match the parameter")  # fmt: skip
+    for key in ("exp_avg", "exp_avg_sq"):
+        t = state[key]
+        if t.shape != p.shape or t.device != p.device or not t.is_floating_point():
+            raise ValueError(f"{where} has state {key} of shape {tuple(t.shape)}, {t.dtype} on "
+                             f"{t.device}; was the parameter resized after its state existed, "
+                             "or the wrong checkpoint loaded?")  # fmt: skip
+
+
 def _local(t: torch.Tensor) -> torch.Tensor:
     """A DTensor's local shard (a view: updating it updates the DTensor), else t itself.
 
@@ -232,18 +247,25 @@ class FusedScheduledAdamW(Optimizer):
 
     def _sync_groups(self) -> None:
         """Notice, on the host alone, what the user changed in param_groups since last step."""
+        current = [group["schedule"] for group in self.param_groups]
+        if any(new is not old for new, old in zip(current, self._schedules, strict=True)):
+            for schedule in current:
+                _check_schedule(schedule)
+            self._rebuild_groups()  # also puts back a replaced "lr"
         for g, group in enumerate(self.param_groups):
             if group["lr"] is not self._lr_views[g]:
                 raise ValueError(
                     f"param_groups[{g}]['lr'] was replaced by {group['lr']!r}; the lr comes "
                     "from the schedule: assign param_groups[g]['schedule'] instead"
                 )
-        if any(
-            g["schedule"] is not s for g, s in zip(self.param_groups, self._schedules, strict=True)
-        ):
-            for group in self.param_groups:
-                _check_schedule(group["schedule"])
-            self._rebuild_groups()
+            foreign = sorted(set(group) - _GROUP_KEYS - {"lr"})
+            if foreign:
+                hint = " (a torch LR scheduler was attached: the schedule is built in, drop it)"
+                raise ValueError(
+                    f"param_groups[{g}] gained keys {foreign}"
+                    f"{hint if 'initial_lr' in foreign else ''}; a group takes "
+                    f"{sorted(_GROUP_KEYS)}"
+                )
         hparams = self._read_hparams()
         if hparams != self._hparams:
             for group in self.param_groups:
@@ -277,6 +299,7 @@ class FusedScheduledAdamW(Optimizer):
                     state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                _check_update(g, p, grad, state)
                 params.append(_local(p))
                 grads.append(_local(grad))
                 exp_avgs.append(_local(state["exp_avg"]))
@@ -312,6 +335,21 @@ class FusedScheduledAdamW(Optimizer):
             workspace=self.workspace,
         )
         return loss
+
+    # --- copies ---------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        # Everything torch keeps plus our tensors; caches that name tensor addresses are
+        # rebuilt by the copy.
+        skip = {"workspace", "_gathered", "_gathered_grads", "_flat_params"}
+        return {key: value for key, value in self.__dict__.items() if key not in skip}
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "_lrs" in state:  # a copy or an unpickling, not torch's load_state_dict
+            self.workspace = {}
+            self._lr_views = [self._lrs[g] for g in range(self._lrs.numel())]
+            self._rebuild_groups()
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -350,8 +388,28 @@ class FusedScheduledAdamW(Optimizer):
                 _check_hparams(tuple(group["betas"]), group["eps"], group["weight_decay"])
             except (KeyError, ValueError) as error:
                 raise ValueError(f"param_groups[{g}] of the checkpoint: {error}") from None
+        flat = [p for group in self.param_groups for p in group["params"]]
+        for index, state in state_dict["state"].items():
+            if not (isinstance(index, int) and 0 <= index < len(flat)):
+                raise ValueError(f"the checkpoint has state for parameter {index!r}; this "
+                                 f"optimizer has parameters 0..{len(flat) - 1}")  # fmt: skip
+            missing = sorted({"step", "exp_avg", "exp_avg_sq"} - set(state))
+            if missing:
+                raise ValueError(f"the checkpoint's state of parameter {index} lacks {missing}")
+            for key in ("exp_avg", "exp_avg_sq"):
+                if tuple(state[key].shape) != tuple(flat[index].shape):
+                    raise ValueError(
+                        f"the checkpoint's {key} of parameter {index} has shape "
+                        f"{tuple(state[key].shape)}, the parameter {tuple(flat[index].shape)}"
+                    )
         schedules = [group["schedule"] for group in self.param_groups]
         counter = state_dict.get(COUNTER_KEY)
+        if counter is not None:
+            counter = torch.as_tensor(counter).detach().cpu()
+            exact = counter.numel() == 1 and not counter.is_complex()
+            if not exact or counter.item() != int(counter.item()) or counter.item() < 0:
+                raise ValueError(f"the checkpoint's {COUNTER_KEY}={counter!r} must be one "
+                                 "integer >= 0 (the updates applied)")  # fmt: skip
         super().load_state_dict(state_dict)
         for group, schedule in zip(self.param_groups, schedules, strict=True):
             group["schedule"] = schedule

@@ -1,6 +1,8 @@
 """FusedScheduledAdamW against torch.optim.AdamW driven by the same lr sequence, per backend."""
 
+import copy
 import io
+import pickle
 
 import pytest
 import torch
@@ -446,3 +448,110 @@ def test_sparse_gradients_are_refused():
     p.grad = torch.zeros(3).to_sparse()
     with pytest.raises(NotImplementedError, match="sparse gradients"):
         opt.step()
+
+
+def snapshot(opt, params):
+    return [t.clone() for t in state_tensors(opt, params)] + [
+        opt.counter.clone(),
+        *[g["lr"].clone() for g in opt.param_groups],
+    ]
+
+
+def two_params_after_one_step(backend="torch"):
+    a, b = torch.ones(4, requires_grad=True), torch.ones(4, requires_grad=True)
+    opt = FusedScheduledAdamW([a, b], Warmup(1e-2, 5), backend=backend)
+    a.grad, b.grad = torch.ones(4), torch.ones(4)
+    opt.step()
+    return opt, [a, b]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "spoil, pattern",
+    [
+        (
+            lambda a, b: (
+                setattr(b, "grad", None),
+                setattr(b, "grad_dtype", None),  # torch refuses the mismatch unless told
+                setattr(b, "grad", torch.ones(4, dtype=torch.float64)),
+            ),
+            "gradient of shape",
+        ),
+        (
+            lambda a, b: (setattr(b, "data", torch.ones(6)), setattr(b, "grad", torch.ones(6))),
+            "resized",
+        ),
+    ],
+    ids=["grad-dtype", "resized-param"],
+)
+def test_a_rejected_step_changes_nothing(backend, spoil, pattern):
+    opt, (a, b) = two_params_after_one_step(backend)
+    before = snapshot(opt, [a])
+    a.grad = torch.ones(4)
+    spoil(a, b)
+    with pytest.raises(ValueError, match=pattern):
+        opt.step()
+    for x, y in zip(snapshot(opt, [a]), before, strict=True):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize(
+    "spoil, pattern",
+    [
+        (lambda sd: sd["state"][0].update(exp_avg=torch.zeros(1)), "exp_avg of parameter 0"),
+        (lambda sd: sd["state"][1].pop("exp_avg_sq"), "lacks \\['exp_avg_sq'\\]"),
+        (lambda sd: sd.update(schedule_counter=torch.tensor(-5)), "schedule_counter"),
+        (lambda sd: sd.update(schedule_counter=3.5), "schedule_counter"),
+        (lambda sd: sd["param_groups"][0].update(betas=(1.5, 0.9)), "betas"),
+    ],
+    ids=["moment-shape", "missing-moment", "negative-counter", "fractional-counter", "betas"],
+)
+def test_a_rejected_checkpoint_of_ours_changes_nothing(spoil, pattern):
+    opt, params = two_params_after_one_step()
+    saved = copy.deepcopy(opt.state_dict())  # a state dict shares the live state's dicts
+    spoil(saved)
+    before = snapshot(opt, params)
+    with pytest.raises(ValueError, match=pattern):
+        opt.load_state_dict(saved)
+    for x, y in zip(snapshot(opt, params), before, strict=True):
+        assert torch.equal(x, y)
+
+
+def test_a_python_int_counter_loads():
+    opt, _ = two_params_after_one_step()
+    saved = opt.state_dict()
+    saved["schedule_counter"] = 3
+    opt.load_state_dict(saved)
+    assert opt.counter.item() == 3 and opt.param_groups[0]["lr"].item() == Warmup(1e-2, 5).lr_at(3)
+
+
+@pytest.mark.parametrize("copy_fn", [copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))])
+def test_copies_are_working_independent_optimizers(copy_fn):
+    opt, params = two_params_after_one_step()
+    twin = copy_fn(opt)
+    twin_params = [p for group in twin.param_groups for p in group["params"]]
+    for p, q in zip(params, twin_params, strict=True):
+        p.grad, q.grad = torch.ones(4), torch.ones(4)
+    opt.step()
+    twin.step()
+    for x, y in zip(state_tensors(opt, params), state_tensors(twin, twin_params), strict=True):
+        assert torch.equal(x, y)
+    assert twin.counter.item() == 2 and twin.param_groups[0]["lr"].item() == 4e-3
+    assert twin.counter is not opt.counter
+
+
+def test_an_attached_torch_scheduler_is_refused():
+    opt, params = two_params_after_one_step()
+    torch.optim.lr_scheduler.ExponentialLR(opt, gamma=10.0)
+    with pytest.raises(ValueError, match="torch LR scheduler was attached"):
+        opt.step()
+
+
+def test_assigning_a_schedule_repairs_a_replaced_lr():
+    opt, params = two_params_after_one_step()
+    opt.param_groups[0]["lr"] = 0.1
+    with pytest.raises(ValueError, match="assign param_groups"):
+        opt.step()
+    opt.param_groups[0]["schedule"] = Constant(0.5)
+    opt.step()
+    assert opt.param_groups[0]["lr"].item() == 0.5
