@@ -403,6 +403,9 @@ class ExponentialRamp(Schedule):
         check_lr("start_lr", self.start_lr, positive=True)
         check_lr("end_lr", self.end_lr, positive=True)
         check_steps("steps", self.steps)
+        if not math.isfinite(self.end_lr / self.start_lr) or self.end_lr / self.start_lr == 0:
+            raise ValueError(f"end_lr / start_lr = {self.end_lr} / {self.start_lr} must be a "
+                             "finite, non-zero ratio")  # fmt: skip
 
     def lr_at(self, step: int) -> float:
         q = _frac(_check_step(step), self.steps)

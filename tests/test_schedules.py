@@ -300,6 +300,7 @@ INVALID = [
     (lambda: ExponentialRamp(0.0, 10.0, 100), r"start_lr=0\.0 must be a finite number > 0"),
     (lambda: ExponentialRamp(1e-7, 0.0, 100), r"end_lr=0\.0 must be a finite number > 0"),
     (lambda: ExponentialRamp(1e-7, 10.0, -1), r"steps=-1 must be >= 0"),
+    (lambda: ExponentialRamp(1e-320, 1e300, 10), r"must be a finite, non-zero ratio"),
     (lambda: CosineRestarts(0.1, 0), r"cycle_steps=0 must be >= 1"),
     (lambda: CosineRestarts(0.1, 10, cycle_mult=0.5), r"cycle_mult=0\.5 must be >= 1"),
     (lambda: CosineRestarts(0.1, 10, cycle_mult=-2.0), r"cycle_mult=-2\.0"),
