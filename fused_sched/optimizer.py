@@ -6,6 +6,7 @@ import logging
 import math
 import numbers
 import operator
+import os
 import sys
 
 import torch
@@ -81,6 +82,9 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     if backend != "auto":
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} must be 'auto' or one of {sorted(BACKENDS)}")
+        if backend == "triton" and device.type != "cuda" and not os.environ.get("TRITON_INTERPRET"):
+            raise ValueError(f"backend='triton' needs CUDA parameters, got {device}; on a CPU use "
+                             "backend='torch' (or set TRITON_INTERPRET=1 for tests)")  # fmt: skip
         return backend
     chosen = "torch"
     if device.type == "cuda":

@@ -405,6 +405,12 @@ def test_schedule_change_and_load_update_the_live_tensors_in_place():
     assert lr.item() == Warmup(0.5, 4).lr_at(1)
 
 
+def test_triton_on_a_cpu_without_the_interpreter_is_refused_at_construction(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="backend='triton' needs CUDA parameters"):
+        FusedScheduledAdamW(_p(), Constant(1.0), backend="triton")
+
+
 def test_rejected_param_group_leaves_optimizer_unchanged():
     opt = FusedScheduledAdamW(_p(), Constant(1.0))
     with pytest.raises(ValueError, match="eps"):
