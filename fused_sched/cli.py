@@ -45,6 +45,11 @@ WARMUP_NAMES = ("warmup_steps", "num_warmup_steps")
 WARMUP_FRACTION = 0.3
 # The range test's sweep, for `lr-find` and for `train --max-lr auto`.
 START_LR, END_LR, NUM_STEPS = 1e-7, 10.0, 100
+# Bounds on sizes, so that a typo fails at once instead of exhausting memory or running for
+# days: a training run's updates (histories of 12 bytes an update stay on the device), a
+# range test's updates, and the updates drawn by `plot` (10**6 draw in about 8 s; 10**7 took
+# over a minute and several GB).
+MAX_UPDATES, MAX_FIND_STEPS, MAX_PLOT_STEPS = 10**7, 10**6, 10**6
 
 
 class UsageError(Exception):
@@ -75,11 +80,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args, _extras) -> int:
-    data, device = _data(args), _device(args.device)
+    device, out = _device(args.device), _out_dir(args.out)
+    data = _data(args)
     with _cpu_threads(device):
         model, x, y = _setup(args, data, device)
         steps_per_epoch = math.ceil(len(x) / args.batch_size)
         total = args.epochs * steps_per_epoch
+        if total > MAX_UPDATES:
+            raise UsageError(
+                f"--epochs {args.epochs} is {total} updates ({steps_per_epoch} an epoch); "
+                f"a run is at most {MAX_UPDATES}"
+            )
         schedule, peak = _train_schedule(args, model, x, y, total)
         optimizer = FusedScheduledAdamW(model.parameters(), schedule, backend=args.backend)
         started = time.perf_counter()
@@ -87,7 +98,6 @@ def _train(args, _extras) -> int:
         seconds = time.perf_counter() - started
         test_loss, test_accuracy = _evaluate(model, data, device)
 
-    out = _out_dir(args.out)
     final_loss = float(losses[-steps_per_epoch:].mean())
     metrics = {
         "data": args.data,
@@ -189,14 +199,14 @@ def _evaluate(model, data, device) -> tuple[float, float]:
 
 
 def _lr_find(args, _extras) -> int:
-    data, device = _data(args), _device(args.device)
+    device, out = _device(args.device), _out_dir(args.out)
+    data = _data(args)
     with _cpu_threads(device):
         model, x, y = _setup(args, data, device)
         result = _range_test(
             model, x, y, args, args.start_lr, args.end_lr, args.num_steps, args.method
         )
 
-    out = _out_dir(args.out)
     _write_json(
         out / "lr_find.json",
         {
@@ -247,17 +257,20 @@ def _range_test(model, x, y, args, start_lr, end_lr, num_steps, method) -> LRFin
 
 def _plot(args, extras) -> int:
     factory, name = _resolve(args.name)
-    schedule = _build(factory, name, _coerce_all(factory, name, _options(extras)))
+    out = _image_path(args.out if args.out is not None else f"{name}.png")
+    schedule = _build(factory, name, _coerce_all(factory, name, _options(extras)), "--{key} VALUE")
     phases = schedule.phases()
     ends = [p.begin + p.span for p in phases if math.isfinite(p.begin + p.span)]
     last = math.ceil(max(ends))
     horizon = max([10, last + math.ceil(last / 10), *(2 * b for b in schedule.boundaries())])
+    if args.until is None and horizon > MAX_PLOT_STEPS:
+        raise UsageError(
+            f"schedule {name} ends at update {last}, drawn to {horizon} by default; "
+            f"give --until N (at most {MAX_PLOT_STEPS})"
+        )
     until = args.until if args.until is not None else horizon
     steps = np.arange(until + 1)
     curve = evaluate(schedule.table(), torch.from_numpy(steps)).numpy()
-    out = Path(args.out if args.out is not None else f"{name}.png")
-    if out.parent != Path():
-        out.parent.mkdir(parents=True, exist_ok=True)
     _plot_lr(steps, curve, schedule, out, repr(schedule))
     peak = int(np.argmax(curve))
     print(f"{schedule!r}")
@@ -415,7 +428,11 @@ def _defaults(factory: Callable, given: dict, total: int) -> dict:
     return values
 
 
-def _build(factory: Callable, name: str, values: dict) -> schedules.Schedule:
+def _build(
+    factory: Callable, name: str, values: dict, hint: str = "--param {key}=VALUE"
+) -> schedules.Schedule:
+    """The schedule from ``values``; a missing parameter is named with ``hint``, the way the
+    subcommand takes parameters."""
     parameters = inspect.signature(factory).parameters
     missing = [
         key
@@ -426,7 +443,7 @@ def _build(factory: Callable, name: str, values: dict) -> schedules.Schedule:
     ]
     if missing:
         raise UsageError(
-            f"schedule {name} needs {', '.join(missing)} (give --param {missing[0]}=VALUE)"
+            f"schedule {name} needs {', '.join(missing)} (give {hint.format(key=missing[0])})"
         )
     try:
         return factory(**values)
@@ -445,13 +462,18 @@ def _data(args):
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"--device {name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available here")
-    return device
+    # Only these: torch names many more devices (meta, mps, xpu, ...) that the optimizer's
+    # backends cannot run on, and they failed deep in a step.
+    match = re.fullmatch(r"cpu|cuda(?::(\d+))?", name)
+    if match is None:
+        raise UsageError(f"--device {name!r} is not a device here: give cpu, cuda or cuda:N")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: CUDA is not available here (use --device cpu)")
+        count = torch.cuda.device_count()
+        if match[1] is not None and int(match[1]) >= count:
+            raise UsageError(f"--device {name}: there are {count} CUDA devices (0..{count - 1})")
+    return torch.device(name)
 
 
 def _setup(args, data, device):
@@ -496,8 +518,36 @@ def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
 
 
 def _out_dir(path: str) -> Path:
+    """The output directory, made now, so that a bad --out fails before any work."""
     out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {path}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {path}: cannot make the directory ({error.strerror})") from None
+    return out
+
+
+def _image_path(path: str) -> Path:
+    """The file `plot` writes: ``path``, with ``.png`` appended when it has no suffix (as
+    matplotlib would, silently), its directory made."""
+    from matplotlib.figure import Figure
+
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"--out {path}: is a directory; give a file, e.g. {out / 'lr.png'}")
+    if not out.suffix:
+        out = out.with_name(out.name + ".png")
+    kinds = Figure().canvas.get_supported_filetypes()
+    if out.suffix[1:].lower() not in kinds:
+        raise UsageError(
+            f"--out {path}: unknown image type; give .png, or one of {', '.join(kinds)}"
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {path}: cannot make its directory ({error.strerror})") from None
     return out
 
 
@@ -549,15 +599,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(kind: type, name: str) -> Callable[[str], object]:
+def _positive(kind: type, name: str, most: int | None = None) -> Callable[[str], object]:
+    """A parser of a finite number > 0 (an int for ``kind`` int), at most ``most``."""
+
     def parse(text: str):
         try:
             value = _int(text) if kind is int else float(text)
         except ValueError:
             expected = "an integer" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
-        if not (math.isfinite(value) and value > 0):
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
+        if value <= 0:
             raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text!r}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {most}, got {text!r}")
         return value
 
     return parse
@@ -577,7 +633,9 @@ def _parser() -> argparse.ArgumentParser:
         default="digits",
         help="'digits' (scikit-learn's, the default), or a .csv or .npz file",
     )
-    common.add_argument("--label-column", default="label", help="the .csv label column")
+    common.add_argument(
+        "--label-column", help="the .csv label column (default: label; .csv files only)"
+    )
     common.add_argument("--batch-size", type=_positive(int, "a size"), default=64)
     common.add_argument("--backend", choices=BACKENDS, default="auto")
     common.add_argument("--seed", type=int, default=0, help="model init and batch order")
@@ -612,7 +670,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the peak lr, or 'auto' (the default): the range test's suggestion",
     )
-    train.add_argument("--epochs", type=_positive(int, "a count"), default=15)
+    train.add_argument(
+        "--epochs",
+        type=_positive(int, "a count", MAX_UPDATES),
+        default=15,
+        help=f"passes over the training set (default 15; a run is at most {MAX_UPDATES} updates)",
+    )
     train.add_argument("--out", default="runs/train", help="writes metrics.json, lr.png, loss.png")
     train.set_defaults(run=_train)
 
@@ -624,7 +687,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     find.add_argument("--start-lr", type=lr, default=START_LR)
     find.add_argument("--end-lr", type=lr, default=END_LR)
-    find.add_argument("--num-steps", type=_positive(int, "a count"), default=NUM_STEPS)
+    find.add_argument(
+        "--num-steps",
+        type=_positive(int, "a count", MAX_FIND_STEPS),
+        default=NUM_STEPS,
+        help=f"updates in the sweep (default {NUM_STEPS}, at most {MAX_FIND_STEPS})",
+    )
     find.add_argument("--method", choices=METHODS, default=METHODS[0])
     find.add_argument("--out", default="runs/lr-find", help="writes lr_find.json, lr_find.png")
     find.set_defaults(run=_lr_find)
@@ -636,7 +704,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Draw NAME with parameters given as --KEY VALUE, --KEY=VALUE or KEY=VALUE.",
     )
     plot.add_argument("name", help="a native schedule or a compat function")
-    plot.add_argument("--out", help="the image (default: NAME.png)")
-    plot.add_argument("--until", type=_positive(int, "a step"), help="the last update drawn")
+    plot.add_argument(
+        "--out", help="the image file (default: NAME.png; .png appended when it has no suffix)"
+    )
+    plot.add_argument(
+        "--until",
+        type=_positive(int, "a step", MAX_PLOT_STEPS),
+        help=f"the last update drawn (at most {MAX_PLOT_STEPS}; default: 10%% past the end)",
+    )
     plot.set_defaults(run=_plot)
     return parser

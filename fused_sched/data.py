@@ -39,13 +39,19 @@ class Split:
     classes: int
 
 
-def load(source: str, label_column: str = "label") -> tuple[np.ndarray, np.ndarray]:
+def load(source: str, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels from ``"digits"`` or a path to a ``.csv`` or ``.npz`` file.
 
-    A ``.csv`` has a header row; ``label_column`` names the label, every other column is a
-    feature, and every value must be a finite number. A ``.npz`` holds ``X`` (n rows, any
-    trailing shape, flattened) and ``y`` (n labels), numeric.
+    A ``.csv`` has a header row; ``label_column`` (default ``"label"``) names the label, every
+    other column is a feature (at least one), and every value must be a finite number. A
+    ``.npz`` holds ``X`` (n >= 1 rows, any trailing shape, flattened to at least one feature)
+    and ``y`` (n labels), numeric; ``label_column`` is refused for it and for ``"digits"``,
+    which have no columns to name.
     """
+    if label_column is not None and not source.lower().endswith(".csv"):
+        raise DataError(
+            f"--label-column {label_column!r} applies to .csv files only, not {source!r}"
+        )
     if source == "digits":
         from sklearn.datasets import load_digits
 
@@ -58,7 +64,10 @@ def load(source: str, label_column: str = "label") -> tuple[np.ndarray, np.ndarr
     if not path.exists():
         raise DataError(f"{source}: no such file")
     try:
-        x, y = _read_csv(path, label_column) if suffix == ".csv" else _read_npz(path)
+        if suffix == ".csv":
+            x, y = _read_csv(path, "label" if label_column is None else label_column)
+        else:
+            x, y = _read_npz(path)
     except (OSError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as error:
         raise DataError(f"{source}: cannot read it ({error})") from error
     return x, _class_indices(y, source)
@@ -106,11 +115,18 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{path}: row {i + 2} has {len(row)} fields, the header {len(header)}")
         for j, field in enumerate(row):
             values[i, j] = _number(field, f"{path}: row {i + 2}, column {header[j]!r}")
+    if len(header) == 1:
+        raise DataError(f"{path}: no feature columns, only the label column {label_column!r}")
     label = header.index(label_column)
     return np.delete(values, label, axis=1), values[:, label]
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    # np.load reads a non-zip file as .npy or pickle, and its errors then talk of those.
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path}: not a valid .npz file (not a zip archive; write it with np.savez)"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as error:  # not an npz, or object arrays
@@ -127,6 +143,10 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(
             f"{path}: need X of shape (n, d...) and y of shape (n,), got {x.shape} and {y.shape}"
         )
+    if len(x) == 0:
+        raise DataError(f"{path}: no rows (X has shape {x.shape})")
+    if x.size == 0:
+        raise DataError(f"{path}: no features (X has shape {x.shape})")
     for name, array in (("X", x), ("y", y)):
         if array.dtype.kind not in "biuf":
             raise DataError(f"{path}: {name} must be numeric, got dtype {array.dtype}")

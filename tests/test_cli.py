@@ -154,6 +154,16 @@ def test_plot_one_cycle(params, tmp_path, capsys):
     )
 
 
+def test_plot_out_without_suffix_gets_png(tmp_path, capsys):
+    """matplotlib would write "lr.png" for "lr" anyway; the path printed is the one written."""
+    (tmp_path / "lr").write_text("an existing file, left alone")
+    status, out, err = run(capsys, "plot", *ONE_CYCLE, "max_lr=0.1", "--out", tmp_path / "lr")
+    assert status == 0, err
+    assert (tmp_path / "lr.png").read_bytes()[:8] == PNG
+    assert (tmp_path / "lr").read_text() == "an existing file, left alone"
+    assert out.splitlines()[-1] == f"wrote {tmp_path / 'lr.png'}"
+
+
 def test_plot_compat_schedule_until(tmp_path, capsys):
     out_file = tmp_path / "deep" / "torch.png"
     argv = ["plot", "torch_one_cycle", "max_lr=0.01", "total_steps=50", "--until", 60,
@@ -176,6 +186,9 @@ def bad_files(tmp_path_factory):
     (folder / "nan.csv").write_text("f1,label\n1,0\nnan,1\n")
     (folder / "dir.csv").mkdir()
     (folder / "garbage.npz").write_bytes(b"not a zip file")
+    (folder / "labelonly.csv").write_text("label\n0\n1\n")
+    np.savez(folder / "empty.npz", X=np.ones((0, 3)), y=np.ones(0))
+    np.savez(folder / "nofeatures.npz", X=np.ones((4, 0)), y=np.arange(4))
     np.savez(folder / "noy.npz", X=np.ones((4, 2)))
     np.savez(folder / "strings.npz", X=np.array([["a", "b"]] * 4), y=np.arange(4))
     (folder / "data.txt").write_text("1,2\n")
@@ -190,7 +203,12 @@ BAD = [
     (["lr-find", "--data", "{bad}/text.csv"], "row 3, column 'f1': 'abc' is not a number"),
     (["train", "--data", "{bad}/nan.csv"], "'nan' is not a finite number"),
     (["train", "--data", "{bad}/ragged.csv"], "row 3 has 1 fields, the header 2"),
-    (["train", "--data", "{bad}/garbage.npz"], "garbage.npz: cannot read it"),
+    (["train", "--data", "{bad}/garbage.npz"], "garbage.npz: not a valid .npz file"),
+    (["train", "--data", "{bad}/empty.npz"], "empty.npz: no rows (X has shape (0, 3))"),
+    (["train", "--data", "{bad}/nofeatures.npz"], "nofeatures.npz: no features"),
+    (["train", "--data", "{bad}/labelonly.csv"], "no feature columns, only the label column"),
+    (["train", "--data", "{bad}/noy.npz", "--label-column", "y"], "applies to .csv files only"),
+    (["train", "--label-column", "y"], "--label-column 'y' applies to .csv files only"),
     (["train", "--data", "{bad}/noy.npz"], "no array 'y'"),
     (["train", "--data", "{bad}/strings.npz"], "X must be numeric"),
     (["train", "--data", "{bad}/data.txt"], "must be 'digits' or a .csv or .npz file"),
@@ -206,13 +224,28 @@ BAD = [
     (["train", "--epochs", "2.5"], "argument --epochs: '2.5' is not an integer"),
     (["train", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
     (["train", "--device", "abacus"], "--device 'abacus' is not a device"),
+    (["train", "--device", "meta"], "--device 'meta' is not a device here: give cpu, cuda"),
+    (["lr-find", "--device", "cuda:x"], "--device 'cuda:x' is not a device here"),
+    (["train", "--epochs", "1e12"], "--epochs: a count must be at most 10000000, got '1e12'"),
+    (["train", "--epochs", "1000000"], "--epochs 1000000 is 22000000 updates (22 an epoch)"),
+    (["train", "--out", "{bad}/data.txt"], "--out {bad}/data.txt: exists and is not a directory"),
+    (["lr-find", "--out", "{bad}/data.txt/x"], "data.txt/x: cannot make the directory"),
+    (["train", "--schedule", "cosine_restarts", "--max-lr", "1"], "--param cycle_steps=VALUE"),
     (["train", "--backend", "gpu"], "argument --backend: invalid choice: 'gpu'"),
     (["train", "--schedule", "exponential_ramp", "--max-lr", "1"], "has no max_lr or lr"),
     (["train", "--learning-rate", "1"], "unrecognized arguments: --learning-rate 1"),
     (["lr-find", "--start-lr", "1", "--end-lr", "0.5"], "start_lr=1.0 must be < end_lr=0.5"),
     (["lr-find", "--num-steps", "1"], "num_steps=1 must be an int >= 2"),
+    (["lr-find", "--num-steps", "100000000000"], "a count must be at most 1000000"),
+    (["lr-find", "--end-lr", "inf"], "argument --end-lr: an lr must be finite, got 'inf'"),
+    (["lr-find", "--end-lr", "1e400"], "argument --end-lr: an lr must be finite, got '1e400'"),
     (["lr-find", "--method", "best"], "argument --method: invalid choice: 'best'"),
     (["plot", "one_cycle", "max_lr=0.1"], "one_cycle needs total_steps, warmup_steps"),
+    (["plot", "one_cycle", "max_lr=0.1", "total_steps=9"], "(give --warmup_steps VALUE)"),
+    (["plot", *ONE_CYCLE, "max_lr=0.1", "--until", "1e10"], "at most 1000000, got '1e10'"),
+    (["plot", "warmup", "max_lr=1", "warmup_steps=1e8"], "give --until N (at most 1000000)"),
+    (["plot", *ONE_CYCLE, "max_lr=0.1", "--out", "{bad}"], "is a directory; give a file"),
+    (["plot", *ONE_CYCLE, "max_lr=0.1", "--out", "{bad}/x.v2"], "x.v2: unknown image type"),
     (["plot", *ONE_CYCLE, "max_lr=-0.1"], "max_lr=-0.1 must be a finite number >= 0"),
     (["plot", *ONE_CYCLE, "--max_lr"], "--max_lr needs a value"),
     (["plot", *ONE_CYCLE, "max_lr=0.1", "oops"], "unexpected argument 'oops'"),
@@ -229,8 +262,17 @@ def test_bad_input_exits_2_with_one_line(argv, message, bad_files, capsys):
     status, out, err = run(capsys, *(a.format(bad=bad_files) for a in argv))
     assert status == 2
     assert err.endswith("\n") and err.count("\n") == 1, err
-    assert err.startswith("fused-sched: error: ") and message in err, err
+    assert err.startswith("fused-sched: error: ") and message.format(bad=bad_files) in err, err
     assert "Traceback" not in err
+
+
+def test_cuda_device_without_cuda(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    status, _, err = run(capsys, "train", "--device", "cuda")
+    assert status == 2
+    assert (
+        err == "fused-sched: error: --device cuda: CUDA is not available here (use --device cpu)\n"
+    )
 
 
 # --- the installed console script ----------------------------------------------------------------
