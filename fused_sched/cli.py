@@ -619,6 +619,17 @@ def _positive(kind: type, name: str, most: int | None = None) -> Callable[[str],
     return parse
 
 
+def _seed(text: str) -> int:
+    """An int in the range torch's generators take (a larger one failed as "Overflow")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not -(2**63) <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"a seed must be in [-2**63, 2**64), got {text!r}")
+    return value
+
+
 def _max_lr(text: str):
     return "auto" if text == "auto" else _positive(float, "an lr")(text)
 
@@ -638,7 +649,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--batch-size", type=_positive(int, "a size"), default=64)
     common.add_argument("--backend", choices=BACKENDS, default="auto")
-    common.add_argument("--seed", type=int, default=0, help="model init and batch order")
+    common.add_argument("--seed", type=_seed, default=0, help="model init and batch order")
     common.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if any)")
     lr = _positive(float, "an lr")
 
